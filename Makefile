@@ -1,0 +1,54 @@
+# make site   set up the controller and run ansible-playbook site.yml -i inventory
+# make test   set up and run every test level that can run here (see README)
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+COLLECTION_LINK := .collections/ansible_collections/homelab/mlflow_k3s
+PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
+
+.PHONY: setup site test lint sanity syntax unit images molecule build clean
+
+$(VENV)/.installed: requirements-dev.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+setup: $(VENV)/.installed $(COLLECTION_LINK)
+
+site: setup
+	ansible-playbook site.yml -i inventory
+
+test: lint syntax unit sanity build molecule
+
+lint: setup
+	yamllint -s .
+	ansible-lint --profile production
+
+syntax: setup
+	for p in $(PLAYBOOKS); do ansible-playbook -i inventory --syntax-check "$$p"; done
+
+unit: setup
+	pytest -q tests/unit
+
+sanity: setup
+	tests/sanity.sh
+
+build: setup
+	tests/build_collection.sh
+
+images:
+	tests/images/build.sh
+
+molecule: setup images
+	for s in $$(ls molecule); do molecule test -s "$$s"; done
+
+clean:
+	rm -rf $(VENV) .collections build tests/output
