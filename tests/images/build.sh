@@ -55,13 +55,16 @@ ca_bundle_dir() {
 
 image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
 
+# Hash of what goes into an image: the given text, the given files and the extra CAs.
 inputs_hash() {
-  { cat "${BASH_SOURCE[0]}" "$@"; cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true; } \
+  local text="$1"; shift
+  { echo "$text"; cat "$@"; cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true; } \
     | sha256sum | cut -c1-12
 }
 
 build_rootfs_image() {
-  local tag="$prefix/rootfs:$suite-$(inputs_hash)"
+  local tag
+  tag="$prefix/rootfs:$suite-$(inputs_hash "$suite $packages")"
   if image_exists "$tag"; then echo "$tag"; return; fi
   ensure_debootstrap
   local dir; dir="$(mktemp -d)"
@@ -77,7 +80,7 @@ build_rootfs_image() {
 build_from_dockerfile() {
   local name="$1" dockerfile="$2" rootfs="$3"
   local tag="$prefix/$name:$suite"
-  local want; want="$(inputs_hash "$dockerfile")"
+  local want; want="$(inputs_hash "$rootfs" "$dockerfile")"
   if [ "$(docker image inspect -f '{{ index .Config.Labels "inputs-hash" }}' "$tag" 2>/dev/null)" = "$want" ]; then
     log "$tag is up to date"; return
   fi
