@@ -2,7 +2,9 @@
 # Builds the images the tests boot, without any registry:
 #   mlflow-k3s-test/systemd-host:bookworm  a Debian 12 host with systemd as PID 1 (Molecule)
 #   mlflow-k3s-test/python-base:bookworm   a Debian 12 Python base for the MLflow image
-# Both start from a debootstrap root file system imported with `docker import`. The
+#   mlflow-k3s-test/postgres:15            a STAND-IN for the official postgres:15 image
+#                                          (Debian's postgresql-15, same variables)
+# All start from a debootstrap root file system imported with `docker import`. The
 # host's extra CA certificates are copied into a throw-away build context at run time
 # so pip and apt work inside builds; they are never committed.
 # Idempotent: each image is tagged with a hash of its inputs and rebuilt only when
@@ -77,16 +79,20 @@ build_rootfs_image() {
   echo "$tag"
 }
 
+# build_from_dockerfile NAME DOCKERFILE ROOTFS [TAG [EXTRA_FILE...]]: extra files are
+# copied into the build context and hashed with the Dockerfile.
 build_from_dockerfile() {
-  local name="$1" dockerfile="$2" rootfs="$3"
-  local tag="$prefix/$name:$suite"
-  local want; want="$(inputs_hash "$rootfs" "$dockerfile")"
+  local name="$1" dockerfile="$2" rootfs="$3" version="${4:-$suite}"
+  shift 3; [ $# -eq 0 ] || shift
+  local tag="$prefix/$name:$version"
+  local want; want="$(inputs_hash "$rootfs" "$dockerfile" "$@")"
   if [ "$(docker image inspect -f '{{ index .Config.Labels "inputs-hash" }}' "$tag" 2>/dev/null)" = "$want" ]; then
     log "$tag is up to date"; return
   fi
   local ctx; ctx="$(mktemp -d)"
   ca_bundle_dir "$ctx"
   cp "$dockerfile" "$ctx/Dockerfile"
+  [ $# -eq 0 ] || cp "$@" "$ctx/"
   log "building $tag"
   docker build -q --build-arg "ROOTFS=$rootfs" --label "inputs-hash=$want" -t "$tag" "$ctx" >/dev/null
   rm -rf "$ctx"
@@ -97,6 +103,7 @@ main() {
   local rootfs; rootfs="$(build_rootfs_image)"
   build_from_dockerfile systemd-host "$here/systemd-host.Dockerfile" "$rootfs"
   build_from_dockerfile python-base "$here/python-base.Dockerfile" "$rootfs"
+  build_from_dockerfile postgres "$here/postgres.Dockerfile" "$rootfs" 15 "$here/postgres-entrypoint.sh"
 }
 
 main "$@"
