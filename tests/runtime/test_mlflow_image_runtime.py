@@ -1,0 +1,118 @@
+"""The MLflow image really serves: started with environment variables only (no
+command override) against a real PostgreSQL, with a password full of special
+characters, it answers /health and creates an experiment through the REST API.
+
+PostgreSQL is mlflow-k3s-test/postgres:15, a STAND-IN for the official postgres:15
+image (Debian's postgresql-15 behind an entrypoint honouring the same variables),
+because no registry is reachable here. The MLflow image is the role's real build
+(tests/runtime/build_image.yml). MLFLOW_IMAGE_FLAVORS selects flavors (default:
+full,slim).
+"""
+import importlib.util
+import os
+import uuid
+
+import pytest
+import requests
+
+from images import ROOT, build_mlflow_image
+from stack import Stack
+
+PASSWORD = "p@ss:w/rd %?#[]' \"é€ü\\+"
+POSTGRES_IMAGE = "mlflow-k3s-test/postgres:15"
+FLAVORS = [f for f in os.environ.get("MLFLOW_IMAGE_FLAVORS", "full,slim").split(",") if f]
+
+
+def _postgres_uri(spec):
+    # The collection's own filter, loaded from its file (the test runs outside Ansible).
+    path = os.path.join(ROOT, "plugins", "filter", "postgres_uri.py")
+    module_spec = importlib.util.spec_from_file_location("postgres_uri_filter", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.FilterModule().filters()["postgres_uri"](spec)
+
+
+@pytest.fixture(scope="module", params=FLAVORS)
+def image(request):
+    ref, seconds = build_mlflow_image(request.param)
+    print("\n%s image %s ready in %.0f s" % (request.param, ref, seconds))
+    return ref
+
+
+@pytest.fixture(scope="module")
+def postgres_stack():
+    with Stack("mlflowimg-rt") as stack:
+        stack.start("postgres", POSTGRES_IMAGE, aliases=["db"], env={
+            "POSTGRES_USER": "mlflow", "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": "mlflowdb",
+            "PGDATA": "/var/lib/postgresql/data/pgdata"},
+            volumes={stack.volume("pgdata"): {"bind": "/var/lib/postgresql/data", "mode": "rw"}})
+        stack.wait_exec("postgres", ["pg_isready", "-h", "127.0.0.1", "-U", "mlflow", "-d", "mlflowdb"])
+        yield stack
+
+
+SERVERS = {
+    # MLflow's default server (uvicorn); one worker and no job runner keep it small.
+    "uvicorn": {"MLFLOW_WORKERS": "1"},
+    # Gunicorn (DESIGN note 18) must be in the image: MLflow's own env var selects it.
+    "gunicorn": {"MLFLOW_GUNICORN_OPTS": "--workers 1 --timeout 120"},
+}
+
+
+@pytest.mark.parametrize("server", sorted(SERVERS))
+def test_image_serves_from_env_only(image, postgres_stack, server):
+    stack = postgres_stack
+    database = "mlflow_%s_%s" % (server, uuid.uuid4().hex[:6])
+    stack.exec("postgres", ["psql", "-U", "mlflow", "-d", "mlflowdb", "-c", "CREATE DATABASE %s" % database])
+    uri = _postgres_uri({"user": "mlflow", "password": PASSWORD, "host": "db", "database": database})
+    assert PASSWORD not in uri
+    name = "mlflow-%s-%s" % (server, image.rsplit("-", 1)[-1])
+    stack.start(name, image, ports=[5000], env=dict(SERVERS[server], **{
+        "MLFLOW_BACKEND_STORE_URI": uri,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_ARTIFACTS_DESTINATION": "/home/mlflow/artifacts",
+    }))
+    container = stack.container(name)
+    # No command override: the image's entrypoint and CMD start the server.
+    assert container.attrs["Config"]["Cmd"] == ["server"]
+    base = stack.url(name, 5000)
+    stack.wait_http(base + "/health", name=name, timeout=240)
+
+    created = requests.post(base + "/api/2.0/mlflow/experiments/create",
+                            json={"name": "runtime-%s" % server}, timeout=30)
+    assert created.status_code == 200, created.text
+    experiment_id = created.json()["experiment_id"]
+    fetched = requests.get(base + "/api/2.0/mlflow/experiments/get-by-name",
+                           params={"experiment_name": "runtime-%s" % server}, timeout=30)
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.json()["experiment"]["experiment_id"] == experiment_id
+
+    # The experiment is in PostgreSQL, not in a local SQLite file.
+    rows = stack.exec("postgres", ["psql", "-U", "mlflow", "-d", database, "-tAc",
+                                   "SELECT name FROM experiments WHERE experiment_id = %d" % int(experiment_id)])
+    assert rows.output.decode().strip() == "runtime-%s" % server
+
+    # Runs as the image's non-root user.
+    uid = stack.exec(name, ["id", "-u"]).output.decode().strip()
+    assert uid == "10001"
+    top = container.top(ps_args="-o user,pid,args")
+    assert all(row[0] != "root" for row in top["Processes"]), top
+
+    logs = stack.logs(name)
+    assert PASSWORD not in logs
+    assert "telemetry" not in logs.lower() or "disabled" in logs.lower()
+
+    # dumb-init forwards SIGTERM: the server stops long before Docker's SIGKILL.
+    assert stack.stop(name, timeout=30) < 15
+
+
+def test_image_settings(image):
+    import docker
+
+    config = docker.from_env().images.get(image).attrs["Config"]
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["MLFLOW_HOST"] == "0.0.0.0"
+    assert env["MLFLOW_DISABLE_TELEMETRY"] == "true" and env["DO_NOT_TRACK"] == "true"
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"][-1].endswith("/mlflow") and config["Cmd"] == ["server"]
+    assert not any(key.startswith(("MLFLOW_BACKEND", "POSTGRES")) for key in env), env
+    assert image.rsplit(":", 1)[1] != "latest"
