@@ -10,8 +10,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def build_mlflow_image(flavor: str = "full", extra_vars: dict | None = None) -> tuple[str, float]:
-    """Returns (image reference, seconds). Reuses the image when its tag exists."""
+def build_mlflow_image(flavor: str = "full", extra_vars: dict | None = None,
+                       build_dir: str | None = None) -> tuple[str, float]:
+    """Returns (image reference, seconds). Reuses the image when its tag exists. The
+    rendered context stays in build_dir/context/<tag> when build_dir is given."""
     env = dict(os.environ)
     env.setdefault("ANSIBLE_CONFIG", os.path.join(ROOT, "ansible.cfg"))
     bin_dir = os.path.dirname(sys.executable)
@@ -22,7 +24,7 @@ def build_mlflow_image(flavor: str = "full", extra_vars: dict | None = None) -> 
                 "-e", "ansible_python_interpreter=%s" % sys.executable,
                 os.path.join(ROOT, "tests/runtime/build_image.yml"),
                 "-e", "mlflow_image_ref_file=%s" % ref_file, "-e", "mlflow_image_flavor=%s" % flavor,
-                "-e", "mlflow_image_build_dir=%s" % os.path.join(tmp, "build")]
+                "-e", "mlflow_image_build_dir=%s" % (build_dir or os.path.join(tmp, "build"))]
         for key, value in (extra_vars or {}).items():
             args += ["-e", "%s=%s" % (key, value)]
         started = time.monotonic()

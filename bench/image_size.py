@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Image size and cold build time: the role's MLflow image (full and slim flavors)
+against a naive `pip install mlflow psycopg2-binary` image on the same base.
+Not a test: prints figures. Each build uses --no-cache (pip still downloads).
+
+    .venv/bin/python bench/image_size.py [--repeat N] [--base IMAGE]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "runtime"))
+from images import build_mlflow_image  # noqa: E402
+
+NAIVE = """FROM {base}
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install mlflow=={version} psycopg2-binary
+ENV PATH=/opt/venv/bin:$PATH
+CMD ["mlflow", "server", "--host", "0.0.0.0"]
+"""
+
+
+def docker_build(context, tag):
+    started = time.monotonic()
+    subprocess.run(["docker", "build", "--no-cache", "-q", "-t", tag, context], check=True, capture_output=True)
+    seconds = time.monotonic() - started
+    size = int(subprocess.check_output(["docker", "image", "inspect", "-f", "{{.Size}}", tag]).strip())
+    subprocess.run(["docker", "image", "rm", tag], check=True, capture_output=True)
+    return seconds, size
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--base", default="mlflow-k3s-test/python-base:bookworm")
+    parser.add_argument("--version", default="3.17.2")
+    args = parser.parse_args()
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="mlflowimg-bench-") as tmp:
+        contexts = {}
+        for flavor in ("full", "slim"):
+            ref, _ = build_mlflow_image(flavor, {"mlflow_image_base": args.base,
+                                                 "mlflow_image_mlflow_version": args.version},
+                                        build_dir=os.path.join(tmp, flavor))
+            contexts["role, " + flavor] = os.path.join(tmp, flavor, "context", ref.rsplit(":", 1)[1])
+        naive = os.path.join(tmp, "naive")
+        os.makedirs(naive)
+        with open(os.path.join(naive, "Dockerfile"), "w") as f:
+            f.write(NAIVE.format(base=args.base, version=args.version))
+        contexts["naive pip install"] = naive
+        for run in range(args.repeat):
+            for label, context in contexts.items():
+                tag = "localhost/mlflowimg-bench/%s:run%d" % (label.replace(", ", "-").replace(" ", "-"), run)
+                results.setdefault(label, []).append(docker_build(context, tag))
+
+    print("\nMLflow %s on %s, %d cold build(s) each (median):" % (args.version, args.base, args.repeat))
+    print("%-20s %12s %14s" % ("image", "size (MB)", "build (s)"))
+    for label, runs in results.items():
+        print("%-20s %12.0f %14.0f" % (label, statistics.median(s for _, s in runs) / 1e6,
+                                       statistics.median(t for t, _ in runs)))
+
+
+if __name__ == "__main__":
+    main()
