@@ -1,0 +1,234 @@
+"""L3a: the postgres and mlflow roles, run by ansible-playbook, against a STAND-IN Kubernetes
+API (kmock's KubernetesEmulator on 127.0.0.1, see standin_k8s.py) and a STAND-IN controller
+that reports Deployments available and Jobs complete. Proves which objects are sent, their
+content, their order, that `wait` waits, and apply-path idempotence; not real-server
+semantics (no scheduling, no containers: that is L3b)."""
+
+import base64
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from standin_k8s import StandInCluster
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+IMAGE = "localhost/homelab/mlflow:3.17.2-0123456789ab"
+NS = "mlflow"
+
+PLAYBOOK = """
+- name: Deploy PostgreSQL and MLflow (roles under test)
+  hosts: localhost
+  gather_facts: false
+  roles:
+    - role: homelab.mlflow_k3s.postgres
+      when: "'postgres' in roles_under_test"
+    - role: homelab.mlflow_k3s.mlflow
+      when: "'mlflow' in roles_under_test"
+"""
+
+
+def k3s_minor():
+    version = yaml.safe_load((ROOT / "roles/k3s/defaults/main.yml").read_text())["k3s_version"]
+    major, minor = re.match(r"v?(\d+)\.(\d+)", version).groups()
+    return int(major), int(minor)
+
+
+@pytest.fixture
+def cluster():
+    with StandInCluster(k8s_version=k3s_minor(), delay=0.5) as c:
+        yield c
+
+
+class Runner:
+    def __init__(self, cluster, tmp_path):
+        self.cluster = cluster
+        self.tmp = tmp_path
+        (tmp_path / "tmp").mkdir()
+        self.playbook = tmp_path / "deploy.yml"
+        self.playbook.write_text(PLAYBOOK)
+        kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig.yaml")
+        self.vars = {
+            "roles_under_test": ["postgres", "mlflow"],
+            "postgres_kubeconfig": str(kubeconfig), "mlflow_kubeconfig": str(kubeconfig),
+            "postgres_credentials_dir": str(tmp_path / "credentials"),
+            "mlflow_credentials_dir": str(tmp_path / "credentials"),
+            "mlflow_image_ref": IMAGE, "postgres_wait_timeout": 60, "mlflow_wait_timeout": 60,
+        }
+
+    def run(self, check=False, **overrides):
+        env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
+                   TMPDIR=str(self.tmp / "tmp"), ANSIBLE_NOCOLOR="1")
+        cmd = [str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventory"), str(self.playbook),
+               "-e", json.dumps(dict(self.vars, **overrides))]
+        if check:
+            cmd += ["--check", "--diff"]
+        start = len(self.cluster.api.log)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        proc.log_start = start
+        m = re.search(r"localhost\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", proc.stdout)
+        proc.changed = int(m.group(2)) if m else None
+        return proc
+
+
+@pytest.fixture
+def runner(cluster, tmp_path):
+    return Runner(cluster, tmp_path)
+
+
+def decode(secret, key):
+    return base64.b64decode(secret["data"][key]).decode()
+
+
+def created(cluster, since=0):
+    return [(e["kind"], e["name"]) for e in cluster.writes(since) if e["action"] == "create"]
+
+
+EXPECTED = {
+    ("Namespace", None, NS),
+    ("Secret", NS, "postgres"), ("PersistentVolumeClaim", NS, "postgres-data"),
+    ("PersistentVolumeClaim", NS, "postgres-backups"), ("Service", NS, "postgres"),
+    ("NetworkPolicy", NS, "postgres"), ("Deployment", NS, "postgres"), ("CronJob", NS, "postgres-backup"),
+    ("Secret", NS, "mlflow-db"), ("Secret", NS, "mlflow-server"), ("PersistentVolumeClaim", NS, "mlflow-artifacts"),
+    ("Service", NS, "mlflow"), ("NetworkPolicy", NS, "mlflow"), ("Deployment", NS, "mlflow"),
+}
+
+
+def test_deploy_order_content_wait_and_idempotence(cluster, runner):
+    first = runner.run()
+    assert first.returncode == 0, first.stdout[-5000:]
+    objects = cluster.snapshot()
+    jobs = [k for k in objects if k[0] == "Job"]
+    assert len(jobs) == 1 and re.fullmatch(r"mlflow-db-upgrade-[0-9a-f]{10}", jobs[0][2])
+    assert set(objects) == EXPECTED | set(jobs)
+
+    # content
+    uri = decode(objects[("Secret", NS, "mlflow-db")], "backend-store-uri")
+    password = decode(objects[("Secret", NS, "postgres")], "password")
+    assert uri.startswith("postgresql+psycopg2://mlflow:") and uri.endswith("@postgres:5432/mlflow")
+    assert (runner.tmp / "credentials" / "postgres-password").read_text().strip() == password
+    assert oct((runner.tmp / "credentials" / "postgres-password").stat().st_mode & 0o777) == "0o600"
+    deployment = objects[("Deployment", NS, "mlflow")]
+    c = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert c["image"] == IMAGE and c["imagePullPolicy"] == "IfNotPresent"
+    assert objects[("Service", NS, "mlflow")]["spec"]["ports"][0]["nodePort"] == 30001
+    assert "kubectl.kubernetes.io/last-applied-configuration" in deployment["metadata"]["annotations"]
+    for secret in ("postgres", "mlflow-db", "mlflow-server"):
+        assert password not in first.stdout and uri not in first.stdout
+
+    # order: namespace, secrets and PVCs before workloads; the migration Job before the Deployment
+    order = created(cluster)
+    pos = {item: i for i, item in enumerate(order)}
+    assert order[0] == ("Namespace", NS)
+    for before in [("Secret", "postgres"), ("PersistentVolumeClaim", "postgres-data")]:
+        assert pos[before] < pos[("Deployment", "postgres")]
+    for before in [("Secret", "mlflow-db"), ("Secret", "mlflow-server"), ("PersistentVolumeClaim", "mlflow-artifacts"),
+                   ("Job", jobs[0][2])]:
+        assert pos[before] < pos[("Deployment", "mlflow")]
+    assert pos[("Deployment", "postgres")] < pos[("Job", jobs[0][2])]
+
+    # wait: each next object was sent only after the stand-in controller reported the previous ready
+    log = cluster.api.log
+    t_create = {(e["kind"], e["name"]): e["t"] for e in log if e["action"] == "create" and not e["dry_run"]}
+    t_status = {(s["kind"], s["name"]): s["t"] for s in cluster.api.status_log}
+    assert t_status[("Deployment", "postgres")] < t_create[("Secret", "mlflow-db")]
+    assert t_status[("Job", jobs[0][2])] < t_create[("Deployment", "mlflow")]
+    assert t_status[("Deployment", "mlflow")] - t_create[("Deployment", "mlflow")] >= 0.5
+
+    # second run: nothing changes, nothing is written
+    second = runner.run()
+    assert second.returncode == 0, second.stdout[-3000:]
+    assert second.changed == 0, second.stdout[-5000:]
+    assert cluster.writes(second.log_start) == []
+
+    # --check --diff on the converged cluster: no change, no failure, nothing written
+    check = runner.run(check=True)
+    assert check.returncode == 0, check.stdout[-3000:]
+    assert check.changed == 0, check.stdout[-5000:]
+    assert cluster.writes(check.log_start) == []
+    assert password not in check.stdout
+
+
+def test_one_variable_changes_exactly_its_objects(cluster, runner):
+    assert runner.run().returncode == 0
+    before = cluster.snapshot()
+
+    workers = runner.run(mlflow_workers=2)
+    assert workers.returncode == 0, workers.stdout[-3000:]
+    assert [(e["action"], e["kind"], e["name"]) for e in cluster.writes(workers.log_start)] == \
+        [("update", "Deployment", "mlflow")]
+    deployment = cluster.snapshot()[("Deployment", NS, "mlflow")]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--workers") + 1] == "2"
+    assert deployment["metadata"]["generation"] == before[("Deployment", NS, "mlflow")]["metadata"]["generation"] + 1
+
+    port = runner.run(mlflow_workers=2, mlflow_nodeport=30080)
+    assert port.returncode == 0, port.stdout[-3000:]
+    assert [(e["action"], e["kind"], e["name"]) for e in cluster.writes(port.log_start)] == [("update", "Service", "mlflow")]
+
+    # a new image: a new migration Job, completed before the Deployment is updated
+    image = runner.run(mlflow_workers=2, mlflow_nodeport=30080, mlflow_image_ref=IMAGE.replace("0123456789ab", "fedcba987654"))
+    assert image.returncode == 0, image.stdout[-3000:]
+    writes = [(e["action"], e["kind"]) for e in cluster.writes(image.log_start)]
+    assert writes == [("create", "Job"), ("update", "Deployment")]
+    jobs = sorted(k[2] for k in cluster.snapshot() if k[0] == "Job")
+    assert len(jobs) == 2
+
+    # a rotated database password: both Secrets that hold it and both pods that read it
+    rotate = runner.run(mlflow_workers=2, mlflow_nodeport=30080, mlflow_image_ref=IMAGE.replace("0123456789ab", "fedcba987654"),
+                        postgres_password="rotated:p@ss")
+    assert rotate.returncode == 0, rotate.stdout[-3000:]
+    assert sorted((e["action"], e["kind"], e["name"]) for e in cluster.writes(rotate.log_start)) == sorted([
+        ("update", "Secret", "postgres"), ("update", "Deployment", "postgres"),
+        ("update", "Secret", "mlflow-db"), ("update", "Deployment", "mlflow")])
+    after = cluster.snapshot()
+    assert decode(after[("Secret", NS, "mlflow-db")], "backend-store-uri").startswith("postgresql+psycopg2://mlflow:rotated%3Ap%40ss@")
+    key = "checksum/secrets"
+    assert after[("Deployment", NS, "mlflow")]["spec"]["template"]["metadata"]["annotations"][key] != \
+        before[("Deployment", NS, "mlflow")]["spec"]["template"]["metadata"]["annotations"][key]
+
+
+def test_disabling_backups_and_enabling_ingress(cluster, runner):
+    assert runner.run().returncode == 0
+    changed = runner.run(postgres_backup_schedule="", mlflow_ingress_enabled=True, mlflow_ingress_host="mlflow.home.lan")
+    assert changed.returncode == 0, changed.stdout[-3000:]
+    writes = [(e["action"], e["kind"], e["name"]) for e in cluster.writes(changed.log_start)]
+    assert ("delete", "CronJob", "postgres-backup") in writes
+    assert ("create", "Ingress", "mlflow") in writes
+    assert ("update", "Deployment", "mlflow") in writes  # the ingress host joins the allowed hosts
+    assert len(writes) == 3, writes
+    objects = cluster.snapshot()
+    assert ("CronJob", NS, "postgres-backup") not in objects
+    assert objects[("Ingress", NS, "mlflow")]["spec"]["rules"][0]["host"] == "mlflow.home.lan"
+
+
+def test_a_failed_migration_stops_the_rollout(cluster, runner):
+    cluster.controller.failing_jobs = ["mlflow-db-upgrade"]
+    proc = runner.run(mlflow_wait_timeout=5)
+    assert proc.returncode != 0
+    objects = cluster.snapshot()
+    assert [k for k in objects if k[0] == "Job"]
+    assert ("Deployment", NS, "mlflow") not in objects
+
+
+@pytest.mark.parametrize("role,bad,needle", [
+    ("mlflow", {"mlflow_nodeport": 29999}, "mlflow_nodeport"),
+    ("mlflow", {"mlflow_workers": 0}, "mlflow_workers"),
+    ("mlflow", {"mlflow_artifacts_storage_size": "20 gigs"}, "mlflow_artifacts_storage_size"),
+    ("mlflow", {"mlflow_namespace": ""}, "mlflow_namespace"),
+    ("mlflow", {"mlflow_replicas": 3}, "ReadWriteOnce"),
+    ("postgres", {"postgres_storage_size": "5GB"}, "postgres_storage_size"),
+    ("postgres", {"postgres_namespace": ""}, "postgres_namespace"),
+])
+def test_bad_values_fail_before_any_object_is_applied(cluster, runner, role, bad, needle):
+    proc = runner.run(roles_under_test=[role], **bad)
+    assert proc.returncode != 0
+    assert needle in proc.stdout
+    assert cluster.writes() == []
+    assert cluster.snapshot() == {}
