@@ -60,6 +60,8 @@ class Runner:
             "postgres_credentials_dir": str(tmp_path / "credentials"),
             "mlflow_credentials_dir": str(tmp_path / "credentials"),
             "mlflow_image_ref": IMAGE, "postgres_wait_timeout": 60, "mlflow_wait_timeout": 60,
+            # poll the stand-in every second instead of the default 5
+            "k8s_apply_wait_sleep": 1,
         }
 
     def run(self, check=False, **overrides):
