@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .collections/ansible_collections/homelab/mlflow_k3s
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: setup site test lint sanity syntax unit images molecule build clean
+.PHONY: setup site test lint sanity syntax unit images molecule runtime build clean
 
 $(VENV)/.installed: requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ setup: $(VENV)/.installed $(COLLECTION_LINK)
 site: setup
 	ansible-playbook site.yml -i inventory
 
-test: lint syntax unit sanity build molecule
+test: lint syntax unit sanity build molecule runtime
 
 lint: setup
 	yamllint -s .
@@ -49,6 +49,9 @@ images:
 
 molecule: setup images
 	for s in $$(ls molecule); do molecule test -s "$$s"; done
+
+runtime: setup images
+	pytest -q tests/runtime
 
 clean:
 	rm -rf $(VENV) .collections build tests/output
