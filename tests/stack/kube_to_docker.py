@@ -1,0 +1,146 @@
+"""Start the workloads of rendered Kubernetes manifests as Docker containers, the way the
+kubelet would run them, through the runtime harness (tests/runtime/stack.py):
+
+- image; `command` -> entrypoint and `args` -> command, with Kubernetes' $(VAR) expansion
+  (defined variables only, `$$` escapes); a `command` without `args` drops the image's CMD;
+- env with values expanded in order and `secretKeyRef` resolved from the rendered Secrets;
+- volumeMounts: a PersistentVolumeClaim becomes a named Docker volume (kept across
+  container restarts, like a PV), an emptyDir a tmpfs, a secret volume read-only files;
+- securityContext: runAsUser/runAsGroup, readOnlyRootFilesystem, capabilities drop,
+  allowPrivilegeEscalation=false -> no-new-privileges;
+- Service names whose selector matches the pod labels become network aliases; a NodePort
+  Service's port is published on 127.0.0.1.
+
+Not emulated (noted in the tests): NetworkPolicy, probes as such (the tests wait on the same
+checks), resource limits, fsGroup (the PVC directories are made 0777 the way k3s'
+local-path provisioner creates them).
+"""
+
+import base64
+import re
+import tempfile
+from pathlib import Path
+
+LOCAL_PATH_HELPER_IMAGE = "mlflow-k3s-test/postgres:15"
+
+
+def expand(value, env):
+    def repl(m):
+        if m.group(0) == "$$":
+            return "$"
+        return env.get(m.group(1), m.group(0))
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", repl, value)
+
+
+def find(docs, kind, name=None):
+    for d in docs:
+        if d["kind"] == kind and (name is None or d["metadata"]["name"] == name):
+            return d
+    raise KeyError((kind, name))
+
+
+def pod_template(workload):
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]
+
+
+class KubeToDocker:
+    def __init__(self, stack, docs):
+        self.stack = stack
+        self.docs = docs
+        self.pvc_volumes = {}
+        self.secret_dir = Path(tempfile.mkdtemp(prefix="stack-secrets-"))
+
+    def secret_value(self, name, key):
+        return base64.b64decode(find(self.docs, "Secret", name)["data"][key]).decode()
+
+    def env(self, container):
+        values = {}
+        for e in container.get("env", []):
+            if "value" in e:
+                values[e["name"]] = expand(e["value"], values)
+            else:
+                ref = e["valueFrom"]["secretKeyRef"]
+                values[e["name"]] = self.secret_value(ref["name"], ref["key"])
+        return values
+
+    def pvc_volume(self, claim):
+        """A named volume per PVC, its root made 0777 as k3s' local-path provisioner does."""
+        find(self.docs, "PersistentVolumeClaim", claim)  # the claim must be rendered
+        if claim not in self.pvc_volumes:
+            volume = self.stack.volume("pvc-" + claim)
+            self.stack.client.containers.run(
+                LOCAL_PATH_HELPER_IMAGE, entrypoint=["chmod", "0777", "/pv"], user="0", remove=True,
+                volumes={volume: {"bind": "/pv", "mode": "rw"}}, network_mode="none")
+            self.pvc_volumes[claim] = volume
+        return self.pvc_volumes[claim]
+
+    def aliases(self, labels):
+        names = []
+        for svc in self.docs:
+            if svc["kind"] == "Service" and svc["spec"]["selector"].items() <= labels.items():
+                names.append(svc["metadata"]["name"])
+        return names
+
+    def node_ports(self, labels, container):
+        """Container ports that a NodePort Service exposes."""
+        named = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+        ports = []
+        for svc in self.docs:
+            if svc["kind"] == "Service" and svc["spec"].get("type") == "NodePort" \
+                    and svc["spec"]["selector"].items() <= labels.items():
+                for p in svc["spec"]["ports"]:
+                    target = p.get("targetPort", p["port"])
+                    ports.append(named[target] if isinstance(target, str) else target)
+        return ports
+
+    def run(self, workload, name, extra_aliases=()):
+        template = pod_template(workload)
+        pod = template["spec"]
+        labels = template["metadata"].get("labels", {})
+        [c] = pod["containers"]
+        env = self.env(c)
+        command = [expand(a, env) for a in c.get("command", [])]
+        args = [expand(a, env) for a in c.get("args", [])]
+        if command:
+            entrypoint, cmd = command[:1], command[1:] + args
+        else:
+            entrypoint, cmd = None, args or None
+        pod_sc = pod.get("securityContext", {})
+        sc = c.get("securityContext", {})
+        user = None
+        uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
+        if uid is not None:
+            gid = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
+            user = f"{uid}:{gid}" if gid is not None else str(uid)
+        volumes_by_name = {v["name"]: v for v in pod.get("volumes", [])}
+        binds, tmpfs = {}, {}
+        for m in c.get("volumeMounts", []):
+            v = volumes_by_name[m["name"]]
+            if "persistentVolumeClaim" in v:
+                binds[self.pvc_volume(v["persistentVolumeClaim"]["claimName"])] = {"bind": m["mountPath"], "mode": "rw"}
+            elif "emptyDir" in v:
+                tmpfs[m["mountPath"]] = "mode=1777"
+            elif "secret" in v:
+                target = self.secret_dir / f"{name}-{m['name']}"
+                target.mkdir(parents=True, exist_ok=True)
+                secret = v["secret"]
+                items = secret.get("items") or [{"key": k, "path": k} for k in find(self.docs, "Secret", secret["secretName"])["data"]]
+                for item in items:
+                    f = target / item["path"]
+                    f.write_text(self.secret_value(secret["secretName"], item["key"]))
+                    f.chmod(0o444)
+                binds[str(target)] = {"bind": m["mountPath"], "mode": "ro"}
+            else:
+                raise NotImplementedError(v)
+        extra = {}
+        if sc.get("capabilities", {}).get("drop") == ["ALL"]:
+            extra["cap_drop"] = ["ALL"]
+        if sc.get("allowPrivilegeEscalation") is False:
+            extra["security_opt"] = ["no-new-privileges"]
+        return self.stack.start(
+            name, c["image"], env=env, command=cmd, entrypoint=entrypoint, volumes=binds, user=user,
+            aliases=self.aliases(labels) + list(extra_aliases), ports=self.node_ports(labels, c),
+            read_only=bool(sc.get("readOnlyRootFilesystem")), tmpfs=tmpfs, **extra)

@@ -1,0 +1,215 @@
+"""L3b: the workloads of the manifests the postgres and mlflow roles render, started as
+Docker containers (kube_to_docker.py), with the real MLflow image built by the mlflow_image
+role and a STAND-IN for the official postgres image (mlflow-k3s-test/postgres:15: Debian's
+PostgreSQL 15 behind an entrypoint with the same POSTGRES_*/PGDATA contract; no registry
+is reachable here). The MLflow Python client talks to the server through the NodePort,
+published on 127.0.0.1. Not covered here: NetworkPolicy enforcement, scheduling, the
+kubelet's probes (the same checks are run by the test), Traefik.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "runtime"))
+
+from images import build_mlflow_image  # noqa: E402  (the runtime harness of tests/runtime)
+from stack import Stack  # noqa: E402
+
+from kube_to_docker import KubeToDocker, find  # noqa: E402
+
+BIN = ROOT / ".venv" / "bin"
+POSTGRES_STANDIN = "mlflow-k3s-test/postgres:15"
+NODE_NAME = "k3s-node-1.lan"
+NODEPORT = 30001
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+RENDER = """
+- name: Render the manifests (roles under test, entry point render)
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Render postgres
+      ansible.builtin.include_role:
+        name: homelab.mlflow_k3s.postgres
+        tasks_from: render
+    - name: Render mlflow
+      ansible.builtin.include_role:
+        name: homelab.mlflow_k3s.mlflow
+        tasks_from: render
+"""
+
+
+def render(out, image_ref):
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "render.yml").write_text(RENDER)
+    extra = {
+        "mlflow_image_ref": image_ref, "postgres_image": POSTGRES_STANDIN,
+        "postgres_render_dir": str(out / "postgres"), "mlflow_render_dir": str(out / "mlflow"),
+        "postgres_credentials_dir": str(out / "credentials"), "mlflow_credentials_dir": str(out / "credentials"),
+        "mlflow_node_addresses": [NODE_NAME], "postgres_backup_keep": 2,
+    }
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventory"), str(out / "render.yml"),
+                           "-e", json.dumps(extra)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    return [yaml.safe_load(p.read_text()) for role in ("postgres", "mlflow") for p in sorted((out / role).glob("*.yaml"))]
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    subprocess.run(["bash", str(ROOT / "tests" / "images" / "build.sh")], check=True, capture_output=True)
+    image_ref, seconds = build_mlflow_image("full")
+    print(f"\nMLflow image {image_ref} ready in {seconds:.0f} s")
+    docs = render(tmp_path_factory.mktemp("manifests"), image_ref)
+    with Stack("mlflowk3s-l3b") as stack:
+        kube = KubeToDocker(stack, docs)
+        db = find(docs, "Deployment", "postgres")
+        kube.run(db, "db-pod")
+        probe = db["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"]
+        stack.wait_exec("db-pod", probe, timeout=120)
+
+        job = find(docs, "Job")
+        kube.run(job, "migration-job")
+        result = stack.container("migration-job").wait(timeout=300)
+        assert result["StatusCode"] == 0, stack.logs("migration-job")[-3000:]
+
+        deployment = find(docs, "Deployment", "mlflow")
+        kube.run(deployment, "mlflow-pod")
+        url = stack.url("mlflow-pod", 5000)
+        stack.wait_http(url + "/health", name="mlflow-pod", timeout=240)
+        yield {"stack": stack, "kube": kube, "docs": docs, "url": url}
+
+
+def restart(deployed, name, workload):
+    """A new pod: the container is removed and started again from the same manifest."""
+    stack = deployed["stack"]
+    stack.containers[name].remove(force=True)
+    deployed["kube"].run(workload, name)
+
+
+def test_migration_created_the_schema(deployed):
+    stack = deployed["stack"]
+    out = stack.exec("db-pod", ["psql", "-U", "mlflow", "-d", "mlflow", "-tAc",
+                                "select count(*) from alembic_version"], user="999")
+    assert out.exit_code == 0 and out.output.decode().strip() == "1", out.output
+    # the database belongs to the MLflow role
+    owner = stack.exec("db-pod", ["psql", "-U", "mlflow", "-d", "mlflow", "-tAc",
+                                  "select pg_get_userbyid(datdba) from pg_database where datname='mlflow'"])
+    assert owner.output.decode().strip() == "mlflow"
+
+
+def test_tracking_artifacts_search_and_restarts(deployed, tmp_path, monkeypatch):
+    import mlflow
+    from mlflow import MlflowClient
+
+    monkeypatch.chdir(tmp_path)  # a client writing to its own disk would leave mlruns/ here
+    url = deployed["url"]
+    mlflow.set_tracking_uri(url)
+    name = f"stack-{uuid.uuid4().hex[:8]}"
+    experiment_id = mlflow.create_experiment(name)
+    payload = tmp_path / "model-card.txt"
+    payload.write_text("trained on the homelab\n" * 100)
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.log_params({"lr": "0.01", "layers": "3"})
+        for step, loss in enumerate([0.9, 0.5, 0.2]):
+            mlflow.log_metric("loss", loss, step=step)
+        mlflow.set_tags({"team": "homelab", "stage": "l3b"})
+        mlflow.log_artifact(str(payload), artifact_path="docs")
+    run_id = run.info.run_id
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/"), run.info.artifact_uri
+    assert not (tmp_path / "mlruns").exists()
+
+    # the artifact landed in the artifacts volume, under the server's destination
+    stack = deployed["stack"]
+    listing = stack.exec("mlflow-pod", ["find", "/mlflow/artifacts", "-name", "model-card.txt"])
+    assert listing.exit_code == 0 and f"/{run_id}/artifacts/docs/model-card.txt" in listing.output.decode(), listing.output
+
+    def check_everything():
+        client = MlflowClient(url)
+        got = client.get_run(run_id)
+        assert got.data.params == {"lr": "0.01", "layers": "3"}
+        assert got.data.metrics["loss"] == 0.2
+        assert [m.value for m in client.get_metric_history(run_id, "loss")] == [0.9, 0.5, 0.2]
+        assert got.data.tags["team"] == "homelab"
+        found = mlflow.search_runs(experiment_names=[name], filter_string="params.layers = '3' and metrics.loss < 0.5",
+                                   output_format="list")
+        assert [r.info.run_id for r in found] == [run_id]
+        target = tmp_path / f"download-{uuid.uuid4().hex[:6]}"
+        target.mkdir()
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="docs/model-card.txt", dst_path=str(target))
+        assert Path(path).read_text() == payload.read_text()
+
+    check_everything()
+
+    # restart the database, then the server (new containers, same volumes)
+    docs = deployed["docs"]
+    db = find(docs, "Deployment", "postgres")
+    restart(deployed, "db-pod", db)
+    stack.wait_exec("db-pod", db["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"], timeout=120)
+    restart(deployed, "mlflow-pod", find(docs, "Deployment", "mlflow"))
+    deployed["url"] = url = stack.url("mlflow-pod", 5000)
+    mlflow.set_tracking_uri(url)
+    stack.wait_http(url + "/health", name="mlflow-pod", timeout=240)
+    check_everything()
+    deployed["experiment"] = name
+
+
+def test_host_header_allowed_list(deployed):
+    api = deployed["url"] + "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert requests.get(api, headers={"Host": "evil.example"}, timeout=10).status_code == 403
+    assert requests.get(api, headers={"Host": f"{NODE_NAME}:{NODEPORT}"}, timeout=10).status_code == 200
+    assert requests.get(api, timeout=10).status_code == 200  # 127.0.0.1:<published port>
+
+
+def test_ui_shows_the_experiment_in_chromium(deployed, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    name = deployed.get("experiment")
+    if name is None:
+        import mlflow
+        mlflow.set_tracking_uri(deployed["url"])
+        name = f"stack-ui-{uuid.uuid4().hex[:6]}"
+        mlflow.create_experiment(name)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])
+        try:
+            page = browser.new_page()
+            page.goto(deployed["url"] + "/#/experiments", wait_until="networkidle", timeout=120000)
+            page.get_by_text(name).first.wait_for(timeout=60000)
+            shot = Path(os.environ.get("STACK_SCREENSHOT", tmp_path / "mlflow-ui.png"))
+            page.screenshot(path=str(shot))
+            print(f"\nUI screenshot: {shot}")
+        finally:
+            browser.close()
+
+
+def test_backup_job_dumps_and_keeps_the_last_two(deployed):
+    stack = deployed["stack"]
+    cron = find(deployed["docs"], "CronJob")
+    for i in range(3):
+        name = f"backup-job-{i}"
+        deployed["kube"].run(cron, name)
+        result = stack.container(name).wait(timeout=120)
+        assert result["StatusCode"] == 0, stack.logs(name)[-3000:]
+        time.sleep(1.1)  # the dump's name has a one-second timestamp
+    backups = deployed["kube"].pvc_volumes["postgres-backups"]
+    out = stack.client.containers.run(POSTGRES_STANDIN, entrypoint=["sh", "-c", 'ls /b; pg_restore --list "$(ls /b/*.dump | tail -n 1)"'],
+                                      volumes={backups: {"bind": "/b", "mode": "ro"}}, remove=True, network_mode="none")
+    lines = out.decode().split("\n")
+    dumps = [line for line in lines if line.endswith(".dump")]
+    assert len(dumps) == 2, out.decode()
+    # a real custom-format archive of the MLflow schema
+    assert "Format: CUSTOM" in out.decode() and "TABLE public experiments mlflow" in out.decode(), out.decode()[-2000:]
