@@ -291,6 +291,8 @@ def test_22_replicas_need_shared_artifact_storage():
 
 @pytest.mark.parametrize("variant", VARIANT_NAMES)
 def test_23_tracking_uri_is_the_server_itself(variant):
+    """Set as DESIGN 23 proposed. L3b shows what it does and does not fix: model-version files
+    with a proxied source are served; a runs:/ source still fails (an MLflow limitation)."""
     port = VARIANTS[variant].get("mlflow_port", 5000)
     assert server_env(variant)["MLFLOW_TRACKING_URI"] == f"http://localhost:{port}"
 
