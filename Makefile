@@ -17,6 +17,12 @@ $(VENV)/.installed: requirements-dev.txt constraints.txt
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
 	touch $@
 
+# The policy scanner of the manifest tests (tests/unit/test_manifests.py).
+.cache/checkov-venv/.installed: tests/requirements-checkov.txt
+	$(PYTHON) -m venv .cache/checkov-venv
+	.cache/checkov-venv/bin/pip install -q -r tests/requirements-checkov.txt
+	touch $@
+
 $(COLLECTION_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn ../../.. $@
@@ -35,7 +41,7 @@ lint: setup
 syntax: setup
 	for p in $(PLAYBOOKS); do ansible-playbook -i inventory --syntax-check "$$p"; done
 
-unit: setup
+unit: setup .cache/checkov-venv/.installed
 	pytest -q tests/unit
 
 sanity: setup
