@@ -46,6 +46,19 @@ def cluster():
         yield c
 
 
+TEST_INVENTORY = """
+k3s_cluster:
+  children:
+    k3s_server:
+      hosts:
+        localhost:
+          ansible_connection: local
+          ansible_python_interpreter: "{{ ansible_playbook_python }}"
+    k3s_agent:
+      hosts: {}
+"""
+
+
 class Runner:
     def __init__(self, cluster, tmp_path):
         self.cluster = cluster
@@ -53,6 +66,8 @@ class Runner:
         (tmp_path / "tmp").mkdir()
         self.playbook = tmp_path / "deploy.yml"
         self.playbook.write_text(PLAYBOOK)
+        self.inventory = tmp_path / "hosts.yml"
+        self.inventory.write_text(TEST_INVENTORY)
         kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig.yaml")
         self.vars = {
             "roles_under_test": ["postgres", "mlflow"],
@@ -67,7 +82,7 @@ class Runner:
     def run(self, check=False, **overrides):
         env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                    TMPDIR=str(self.tmp / "tmp"), ANSIBLE_NOCOLOR="1")
-        cmd = [str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventory"), str(self.playbook),
+        cmd = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(self.playbook),
                "-e", json.dumps(dict(self.vars, **overrides))]
         if check:
             cmd += ["--check", "--diff"]

@@ -50,9 +50,23 @@ RENDER = """
 """
 
 
+TEST_INVENTORY = """
+k3s_cluster:
+  children:
+    k3s_server:
+      hosts:
+        localhost:
+          ansible_connection: local
+          ansible_python_interpreter: "{{ ansible_playbook_python }}"
+    k3s_agent:
+      hosts: {}
+"""
+
+
 def render(out, image_ref):
     out.mkdir(parents=True, exist_ok=True)
     (out / "render.yml").write_text(RENDER)
+    (out / "hosts.yml").write_text(TEST_INVENTORY)
     extra = {
         "mlflow_image_ref": image_ref, "postgres_image": POSTGRES_STANDIN,
         "postgres_render_dir": str(out / "postgres"), "mlflow_render_dir": str(out / "mlflow"),
@@ -60,7 +74,7 @@ def render(out, image_ref):
         "mlflow_node_addresses": [NODE_NAME], "postgres_backup_keep": 2,
     }
     env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventory"), str(out / "render.yml"),
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(out / "hosts.yml"), str(out / "render.yml"),
                            "-e", json.dumps(extra)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:]
     return [yaml.safe_load(p.read_text()) for role in ("postgres", "mlflow") for p in sorted((out / role).glob("*.yaml"))]

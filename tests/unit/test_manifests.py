@@ -47,6 +47,19 @@ PLAYBOOK = """
         mlflow_credentials_dir: "{{ out }}/credentials"
 """
 
+TEST_INVENTORY = """
+k3s_cluster:
+  children:
+    k3s_server:
+      hosts:
+        localhost:
+          ansible_connection: local
+          ansible_python_interpreter: "{{ ansible_playbook_python }}"
+    k3s_agent:
+      hosts: {}
+"""
+
+
 VARIANTS = {
     "defaults": {"mlflow_image_ref": IMAGE_REF},
     "custom": {
@@ -99,9 +112,11 @@ def run_render(extra_vars, out):
     out.mkdir(parents=True, exist_ok=True)
     playbook = out / "render.yml"
     playbook.write_text(PLAYBOOK)
+    # Its own inventory (one k3s server, this machine): the repository's may change.
+    (out / "hosts.yml").write_text(TEST_INVENTORY)
     extra = dict(extra_vars, out=str(out))
     return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventory"), str(playbook), "-e", json.dumps(extra)],
+        [str(BIN / "ansible-playbook"), "-i", str(out / "hosts.yml"), str(playbook), "-e", json.dumps(extra)],
         cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300,
     )
 
@@ -479,8 +494,9 @@ def bad_value_results():
         })
     playbook = out / "bad.yml"
     playbook.write_text(yaml.safe_dump(plays, sort_keys=False))
+    (out / "hosts.yml").write_text(TEST_INVENTORY)
     proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventory"), str(playbook)],
+        [str(BIN / "ansible-playbook"), "-i", str(out / "hosts.yml"), str(playbook)],
         cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
