@@ -152,8 +152,9 @@ def test_10_node_addresses_default_to_the_inventory(tmp_path):
         "k3s_server": {"hosts": {"node-a": {"ansible_host": "10.1.2.3", "ansible_connection": "local"}}},
         "k3s_agent": {"hosts": {"node-b": {"ansible_connection": "local"}}}}}}))
     import subprocess
-    from test_manifests import BIN, ansible_env, PLAYBOOK
-    (tmp_path / "render.yml").write_text(PLAYBOOK.replace("hosts: localhost", "hosts: node-a"))
+    from test_manifests import BIN, ansible_env
+    playbook = (ROOT / "tests" / "render.yml").read_text()
+    (tmp_path / "render.yml").write_text(playbook.replace("hosts: localhost", "hosts: node-a"))
     proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(tmp_path / "render.yml"),
                            "-e", json.dumps(dict(VARIANTS["defaults"], out=str(tmp_path / "out")))],
                           cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
