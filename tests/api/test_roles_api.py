@@ -177,10 +177,12 @@ def test_one_variable_changes_exactly_its_objects(cluster, runner):
     # a new image: a new migration Job, completed before the Deployment is updated
     image = runner.run(mlflow_workers=2, mlflow_nodeport=30080, mlflow_image_ref=IMAGE.replace("0123456789ab", "fedcba987654"))
     assert image.returncode == 0, image.stdout[-3000:]
-    writes = [(e["action"], e["kind"]) for e in cluster.writes(image.log_start)]
-    assert writes == [("create", "Job"), ("update", "Deployment")]
-    jobs = sorted(k[2] for k in cluster.snapshot() if k[0] == "Job")
-    assert len(jobs) == 2
+    old_job = [k[2] for k in before if k[0] == "Job"][0]
+    writes = [(e["action"], e["kind"], e["name"]) for e in cluster.writes(image.log_start)]
+    new_job = writes[0][2]
+    # the Job of the old image goes only after the new Deployment is ready
+    assert writes == [("create", "Job", new_job), ("update", "Deployment", "mlflow"), ("delete", "Job", old_job)]
+    assert [k[2] for k in cluster.snapshot() if k[0] == "Job"] == [new_job]
 
     # a rotated database password: both Secrets that hold it and both pods that read it
     rotate = runner.run(mlflow_workers=2, mlflow_nodeport=30080, mlflow_image_ref=IMAGE.replace("0123456789ab", "fedcba987654"),
