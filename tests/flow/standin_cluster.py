@@ -24,6 +24,7 @@ NetworkPolicy, resource limits, fsGroup (directories are 0777 as local-path make
 
     standin_cluster.py start STATE_DIR --node NAME [--node NAME ...]
     standin_cluster.py stop STATE_DIR
+    standin_cluster.py freeport FILE      a free 127.0.0.1 port in the NodePort range
 
 `start` daemonises and returns once the API answers; STATE_DIR receives kubeconfig.yaml,
 url, pid, cluster.log, events.jsonl (one line per pod event) and pods.json.
@@ -70,7 +71,7 @@ class Cluster:
         self.stack = _NodePortStack("flow-standin", self.docker)
         self.Stack = Stack
         self.pods = {}        # (kind, ns, name) -> {"container", "hash", "uid", "node", "ready", ...}
-        self.next_node = 0
+        self.turns = {}
         self.stopping = threading.Event()
         self.log = open(os.path.join(state_dir, "cluster.log"), "a", buffering=1)
 
@@ -212,9 +213,12 @@ class Cluster:
             volume = snap[("PersistentVolumeClaim", namespace, claim)].get("spec", {}).get("volumeName")
             if volume and ("PersistentVolume", None, volume) in snap:
                 return snap[("PersistentVolume", None, volume)]["metadata"]["annotations"]["standin/node"]
-        node = self.nodes[self.next_node % len(self.nodes)]
-        self.next_node += 1
-        return node
+        # Round robin, pods with volumes and pods without on separate turns: with two nodes the
+        # database and MLflow land on different nodes, the migration Job away from the database.
+        turn = "volumes" if claims else "plain"
+        index = self.turns.get(turn, 0 if claims else 1)
+        self.turns[turn] = index + 1
+        return self.nodes[index % len(self.nodes)]
 
     def image_present(self, node, image):
         if not image.startswith("localhost/"):
@@ -474,26 +478,58 @@ def cmd_start(state_dir, nodes):
 
 def cmd_stop(state_dir):
     pid_file = os.path.join(state_dir, "pid")
-    if not os.path.exists(pid_file):
-        print("not running")
+    if os.path.exists(pid_file):
+        pid = int(open(pid_file).read())
+        try:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(600):
+                if not os.path.exists(pid_file):
+                    break
+                time.sleep(0.1)
+            else:
+                sys.exit("standin_cluster.py: pid %d did not stop" % pid)
+        except ProcessLookupError:
+            os.remove(pid_file)
+    # A daemon that died leaves its containers and network: remove them by their label.
+    prefix_file = os.path.join(state_dir, "prefix")
+    if os.path.exists(prefix_file):
+        import docker
+        from stack import LABEL
+        prefix = open(prefix_file).read().strip()
+        client = docker.from_env()
+        for container in client.containers.list(all=True, filters={"label": "%s=%s" % (LABEL, prefix)}):
+            container.remove(force=True, v=True)
+        for network in client.networks.list(filters={"label": "%s=%s" % (LABEL, prefix)}):
+            network.remove()
+        os.remove(prefix_file)
+    print("stopped")
+
+
+def cmd_freeport(path):
+    """A free TCP port on 127.0.0.1 in the NodePort range, written to path (kept if it exists)."""
+    import random
+    import socket
+    if os.path.exists(path):
+        print(open(path).read().strip())
         return
-    pid = int(open(pid_file).read())
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        os.remove(pid_file)
+    ports = list(range(30000, 32768))
+    random.shuffle(ports)
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        with open(path, "w") as f:
+            f.write(str(port))
+        print(port)
         return
-    for _ in range(600):
-        if not os.path.exists(pid_file):
-            print("stopped")
-            return
-        time.sleep(0.1)
-    sys.exit("standin_cluster.py: pid %d did not stop" % pid)
+    sys.exit("no free port in 30000-32767")
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("command", choices=["start", "stop"])
+    parser.add_argument("command", choices=["start", "stop", "freeport"])
     parser.add_argument("state_dir")
     parser.add_argument("--node", action="append", default=[])
     args = parser.parse_args()
@@ -501,6 +537,8 @@ def main():
         if not args.node:
             parser.error("start needs at least one --node")
         cmd_start(os.path.abspath(args.state_dir), args.node)
+    elif args.command == "freeport":
+        cmd_freeport(os.path.abspath(args.state_dir))
     else:
         cmd_stop(os.path.abspath(args.state_dir))
 
