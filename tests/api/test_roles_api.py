@@ -172,7 +172,8 @@ def test_one_variable_changes_exactly_its_objects(cluster, runner):
 
     port = runner.run(mlflow_workers=2, mlflow_nodeport=30080)
     assert port.returncode == 0, port.stdout[-3000:]
-    assert [(e["action"], e["kind"], e["name"]) for e in cluster.writes(port.log_start)] == [("update", "Service", "mlflow")]
+    assert [(e["action"], e["kind"], e["name"]) for e in cluster.writes(port.log_start)] == [("update", "Service", "mlflow")], \
+        [e["body"] for e in cluster.writes(port.log_start)]
 
     # a new image: a new migration Job, completed before the Deployment is updated
     image = runner.run(mlflow_workers=2, mlflow_nodeport=30080, mlflow_image_ref=IMAGE.replace("0123456789ab", "fedcba987654"))

@@ -115,3 +115,15 @@ def test_image_settings(image):
     assert config["Entrypoint"][-1].endswith("/mlflow") and config["Cmd"] == ["server"]
     assert not any(key.startswith(("MLFLOW_BACKEND", "POSTGRES")) for key in env), env
     assert image.rsplit(":", 1)[1] != "latest"
+
+
+def test_listening_sockets_get_tcp_nodelay(image):
+    """The image's tcp_nodelay.pth sets TCP_NODELAY on every TCP listener (uvicorn's
+    supervisor socket included), so accepted connections don't wait on Nagle's algorithm."""
+    import docker
+
+    probe = ("import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen();"
+             "print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))")
+    out = docker.from_env().containers.run(image, entrypoint=["/opt/mlflow/bin/python", "-c", probe],
+                                           remove=True, network_mode="none")
+    assert out.decode().strip() != "0"

@@ -445,6 +445,8 @@ BAD_VALUES = [
     ({"mlflow_db_pool_size": 30}, "max_connections"),
     ({"postgres_backup_schedule": "daily"}, "postgres_backup_schedule"),
     ({"mlflow_ingress_enabled": True}, "mlflow_ingress_host"),
+    ({"mlflow_image_ref": ""}, "mlflow_image_ref"),
+    ({"mlflow_image_ref": "localhost/homelab/mlflow:latest"}, "':latest'"),
 ]
 
 

@@ -86,3 +86,17 @@ def test_container_tuning_persisted_not_applied(host):
     # container host and leaves /proc/sys alone (k3s_host_tuning: auto).
     assert "net.ipv4.ip_forward=1" in host.file("/etc/sysctl.d/90-k3s.conf").content_string.replace(" ", "")
     assert host.file("/etc/modules-load.d/k3s.conf").content_string.split() == ["br_netfilter", "overlay"]
+
+
+def test_check_mode_on_converged_host_changes_nothing():
+    # `ansible-playbook --check --diff` of the converge playbook: no failure, no change.
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "--check", "--diff",
+         "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml")],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+    recap = result.stdout[result.stdout.rfind("PLAY RECAP"):]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "changed=0" in recap and "failed=0" in recap, recap
