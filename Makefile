@@ -10,11 +10,17 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .collections/ansible_collections/homelab/mlflow_k3s
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: setup site test lint sanity syntax unit images molecule runtime build clean
+.PHONY: setup site test lint sanity syntax unit images molecule runtime api stack browser build clean
 
 $(VENV)/.installed: requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+# The policy scanner of the manifest tests (tests/unit/test_manifests.py).
+.cache/checkov-venv/.installed: tests/requirements-checkov.txt
+	$(PYTHON) -m venv .cache/checkov-venv
+	.cache/checkov-venv/bin/pip install -q -r tests/requirements-checkov.txt
 	touch $@
 
 $(COLLECTION_LINK):
@@ -26,7 +32,7 @@ setup: $(VENV)/.installed $(COLLECTION_LINK)
 site: setup
 	ansible-playbook site.yml -i inventory
 
-test: lint syntax unit sanity build molecule runtime
+test: lint syntax unit sanity build molecule runtime api stack
 
 lint: setup
 	yamllint -s .
@@ -35,7 +41,7 @@ lint: setup
 syntax: setup
 	for p in $(PLAYBOOKS); do ansible-playbook -i inventory --syntax-check "$$p"; done
 
-unit: setup
+unit: setup .cache/checkov-venv/.installed
 	pytest -q tests/unit
 
 sanity: setup
@@ -52,6 +58,16 @@ molecule: setup images
 
 runtime: setup images
 	pytest -q tests/runtime
+
+api: setup
+	pytest -q tests/api
+
+stack: setup images browser
+	pytest -q tests/stack
+
+# Debian's Chromium for the UI check of the stack tests (Playwright drives it).
+browser:
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .collections build tests/output

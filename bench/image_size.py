@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Image size and cold build time: the role's MLflow image (full and slim flavors)
 against a naive `pip install mlflow psycopg2-binary` image on the same base.
 Not a test: prints figures. Each build uses --no-cache (pip still downloads).
@@ -43,9 +42,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="mlflowimg-bench-") as tmp:
         contexts = {}
         for flavor in ("full", "slim"):
-            ref, _ = build_mlflow_image(flavor, {"mlflow_image_base": args.base,
-                                                 "mlflow_image_mlflow_version": args.version},
-                                        build_dir=os.path.join(tmp, flavor))
+            settings = {"mlflow_image_base": args.base, "mlflow_image_mlflow_version": args.version}
+            ref = build_mlflow_image(flavor, settings, build_dir=os.path.join(tmp, flavor))[0]
             contexts["role, " + flavor] = os.path.join(tmp, flavor, "context", ref.rsplit(":", 1)[1])
         naive = os.path.join(tmp, "naive")
         os.makedirs(naive)
@@ -60,8 +58,8 @@ def main():
     print("\nMLflow %s on %s, %d cold build(s) each (median):" % (args.version, args.base, args.repeat))
     print("%-20s %12s %14s" % ("image", "size (MB)", "build (s)"))
     for label, runs in results.items():
-        print("%-20s %12.0f %14.0f" % (label, statistics.median(s for _, s in runs) / 1e6,
-                                       statistics.median(t for t, _ in runs)))
+        print("%-20s %12.0f %14.0f" % (label, statistics.median(size for _seconds, size in runs) / 1e6,
+                                       statistics.median(seconds for seconds, _size in runs)))
 
 
 if __name__ == "__main__":

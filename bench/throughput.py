@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "runtime"), str(ROOT / "tests" / "stack")]
+sys.path[:0] = [str(ROOT / "tests" / "runtime"), str(ROOT / "tests" / "stack"), str(ROOT / "tests")]
 
 from images import build_mlflow_image  # noqa: E402
 from kube_to_docker import KubeToDocker, find  # noqa: E402
+from manifests import render  # noqa: E402
 from stack import Stack  # noqa: E402
-from test_stack_runtime import render  # noqa: E402
 
 LOAD = ROOT / "bench" / "tracking_load.py"
 PORT = 5000
@@ -78,8 +78,9 @@ def createdb(stack, name):
 
 
 def run(args):
-    image_ref, _ = build_mlflow_image(args.flavor)
-    docs = render(Path(tempfile.mkdtemp(prefix="bench-manifests-")), image_ref)
+    image_ref = build_mlflow_image(args.flavor)[0]
+    docs = render(Path(tempfile.mkdtemp(prefix="bench-manifests-")),
+                  {"mlflow_image_ref": image_ref, "postgres_image": "mlflow-k3s-test/postgres:15"})
     results = {}
     with Stack("bench-throughput") as stack:
         kube = KubeToDocker(stack, docs)
@@ -94,7 +95,7 @@ def run(args):
         # Same server, same role and password as ours; only the database differs.
         uri = kube.env(find(docs, "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0])[
             "MLFLOW_BACKEND_STORE_URI"]
-        base, _, _ = uri.rpartition("/")
+        base = uri.rpartition("/")[0]
         for database in ("guide", "ceiling"):
             createdb(stack, database)
             stack.client.containers.run(image_ref, command=["db", "upgrade", base + "/" + database], remove=True,
@@ -143,8 +144,8 @@ def main():
     parser.add_argument("--flavor", default="full")
     args = parser.parse_args()
     image_ref, results = run(args)
-    print("machine: %s, %d cores, Python %s; image %s" % (platform.platform(), os.cpu_count(),
-                                                           platform.python_version(), image_ref))
+    print("machine: %s, %d cores, Python %s; image %s" % (
+        platform.platform(), os.cpu_count(), platform.python_version(), image_ref))
     print(table(results))
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

@@ -57,8 +57,8 @@ class HttpTracker:
             {"key": k, "value": v, "timestamp": t, "step": s} for k, v, t, s in points]})
 
     def log_metric(self, run_id, key, value, step):
-        self._post("runs/log-metric", {"run_id": run_id, "key": key, "value": value,
-                                        "timestamp": _now(), "step": step})
+        self._post("runs/log-metric",
+                   {"run_id": run_id, "key": key, "value": value, "timestamp": _now(), "step": step})
 
     def upload(self, run_id, artifact_uri, name, data):
         if artifact_uri.startswith("mlflow-artifacts:"):
@@ -161,18 +161,18 @@ def run_level(make, clients: int, seconds: float, max_iterations: int) -> dict:
     started = time.monotonic()
     deadline = started + seconds
     threads = [threading.Thread(target=_client_loop, args=(make, experiment_id, deadline, max_iterations, results))
-               for _ in range(clients)]
+               for _client in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     elapsed = time.monotonic() - started
     all_lat: dict[str, list] = {}
-    for lat, _, _ in results:
+    for lat, _errors, _iterations in results:
         for op, values in lat.items():
             all_lat.setdefault(op, []).extend(values)
     requests_done = sum(len(v) for v in all_lat.values())
-    iterations = sum(i for _, _, i in results)
+    iterations = sum(i for _lat, _errors, i in results)
     every = sorted(x for v in all_lat.values() for x in v)
     return {
         "clients": clients,
@@ -183,7 +183,7 @@ def run_level(make, clients: int, seconds: float, max_iterations: int) -> dict:
         "p95_ms": _ms(_pct(every, 95)),
         "log_metric_p50_ms": _ms(_pct(sorted(all_lat.get("log_metric", [])), 50)),
         "log_metric_p95_ms": _ms(_pct(sorted(all_lat.get("log_metric", [])), 95)),
-        "errors": sum(e for _, e, _ in results),
+        "errors": sum(e for _lat, e, _iterations in results),
         "iterations": iterations,
     }
 

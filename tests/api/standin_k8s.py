@@ -79,7 +79,7 @@ class StandInKubernetesAPI(kmock.KubernetesEmulator):
         self._entries = {}
 
     def kind_of(self, resource):
-        for key, (kind, _) in RESOURCES.items():
+        for key, (kind, _namespaced) in RESOURCES.items():
             if kmock.resource(key) == resource:
                 return kind
         return None
@@ -114,11 +114,11 @@ class StandInKubernetesAPI(kmock.KubernetesEmulator):
         if request.resource is not None and request.action is not None:
             kind, key = self._key(request)
             entry = {"t": time.monotonic(), "method": str(request.method.value).upper(),
-                             "action": request.action.value.lower(), "kind": kind, "namespace": key[1],
-                             "name": key[2], "dry_run": dry_run, "subresource": request.subresource,
-                             "body": request.data if request.action == enums.action.UPDATE else None,
-                             # create/delete change state; an update only if the object changed
-                             "changed": request.action != enums.action.UPDATE}
+                     "action": request.action.value.lower(), "kind": kind, "namespace": key[1],
+                     "name": key[2], "dry_run": dry_run, "subresource": request.subresource,
+                     "body": request.data if request.action == enums.action.UPDATE else None,
+                     # create/delete change state; an update only if the object changed
+                     "changed": request.action != enums.action.UPDATE}
             self.log.append(entry)
             self._entries[id(request)] = entry
             if dry_run and request.action in (enums.action.CREATE, enums.action.UPDATE, enums.action.DELETE):
@@ -139,7 +139,7 @@ class StandInKubernetesAPI(kmock.KubernetesEmulator):
         return aiohttp.web.json_response(existing)
 
     async def _serve_create(self, request):
-        _, key = self._key(request)
+        key = self._key(request)[1]
         async with self._lock:
             obj = self.objects[key]
             spec = json.dumps(obj.raw.get("spec"), sort_keys=True)
@@ -151,7 +151,7 @@ class StandInKubernetesAPI(kmock.KubernetesEmulator):
         return await super()._serve_create(request)
 
     async def _serve_update(self, request):
-        _, key = self._key(request)
+        key = self._key(request)[1]
         async with self._lock:
             obj = self.objects[key]
             # Like a real API server: a patch that changes nothing keeps resourceVersion.

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Lay out fake k3s "releases" the way the k3s GitHub releases are laid out.
 
 TEST HELPER: the binaries are the k3s STAND-IN (tests/standins/k3s), not k3s.

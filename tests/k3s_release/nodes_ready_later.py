@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """TEST HELPER for the k3s STAND-IN's `kubectl get nodes` (it answers from nodes.json).
 
 Usage: nodes_ready_later.py DELAY NODE [NODE ...]

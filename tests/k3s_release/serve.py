@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Serve a directory over HTTP on 127.0.0.1 (a free port) as a k3s release mirror.
 
 TEST HELPER. Usage: serve.py DIRECTORY STATE_DIR
@@ -18,7 +17,7 @@ def main(directory, state_dir):
     if os.path.exists(port_file):
         os.remove(port_file)
     if os.fork():
-        for _ in range(100):
+        for _attempt in range(100):
             if os.path.exists(port_file):
                 print(open(port_file).read())
                 return

@@ -7,7 +7,6 @@ published on 127.0.0.1. Not covered here: NetworkPolicy enforcement, scheduling,
 kubelet's probes (the same checks are run by the test), Traefik.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -17,53 +16,28 @@ from pathlib import Path
 
 import pytest
 import requests
-import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "runtime"))
+sys.path[:0] = [str(ROOT / "tests" / "runtime"), str(ROOT / "tests")]
 
 from images import build_mlflow_image  # noqa: E402  (the runtime harness of tests/runtime)
 from stack import Stack  # noqa: E402
 
 from kube_to_docker import KubeToDocker, find  # noqa: E402
+from manifests import render as render_manifests  # noqa: E402  (tests/manifests.py)
 
-BIN = ROOT / ".venv" / "bin"
 POSTGRES_STANDIN = "mlflow-k3s-test/postgres:15"
 NODE_NAME = "k3s-node-1.lan"
 NODEPORT = 30001
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
-RENDER = """
-- name: Render the manifests (roles under test, entry point render)
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Render postgres
-      ansible.builtin.include_role:
-        name: homelab.mlflow_k3s.postgres
-        tasks_from: render
-    - name: Render mlflow
-      ansible.builtin.include_role:
-        name: homelab.mlflow_k3s.mlflow
-        tasks_from: render
-"""
-
 
 def render(out, image_ref):
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "render.yml").write_text(RENDER)
-    extra = {
+    return render_manifests(out, {
         "mlflow_image_ref": image_ref, "postgres_image": POSTGRES_STANDIN,
-        "postgres_render_dir": str(out / "postgres"), "mlflow_render_dir": str(out / "mlflow"),
-        "postgres_credentials_dir": str(out / "credentials"), "mlflow_credentials_dir": str(out / "credentials"),
         "mlflow_node_addresses": [NODE_NAME], "postgres_backup_keep": 2,
-    }
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventory"), str(out / "render.yml"),
-                           "-e", json.dumps(extra)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-4000:]
-    return [yaml.safe_load(p.read_text()) for role in ("postgres", "mlflow") for p in sorted((out / role).glob("*.yaml"))]
+    })
 
 
 @pytest.fixture(scope="module")
@@ -187,8 +161,9 @@ def test_ui_shows_the_experiment_in_chromium(deployed, tmp_path):
             "--disable-component-update", "--disable-sync"])
         try:
             page = browser.new_page()
-            page.goto(deployed["url"] + "/#/experiments", wait_until="networkidle", timeout=120000)
-            page.get_by_text(name).first.wait_for(timeout=60000)
+            # Not "networkidle": the UI keeps polling, so the network may never settle under load.
+            page.goto(deployed["url"] + "/#/experiments", wait_until="load", timeout=120000)
+            page.get_by_text(name).first.wait_for(timeout=120000)
             shot = Path(os.environ.get("STACK_SCREENSHOT", tmp_path / "mlflow-ui.png"))
             page.screenshot(path=str(shot))
             print(f"\nUI screenshot: {shot}")

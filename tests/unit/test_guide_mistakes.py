@@ -57,8 +57,8 @@ def test_01_no_shell_style_variables_in_exec_form(variant):
                 assert ref in defined, (workload["metadata"]["name"], ref)
     env = env_of(server(variant))
     assert env["MLFLOW_BACKEND_STORE_URI"]["valueFrom"]["secretKeyRef"] == {"name": "mlflow-db", "key": "backend-store-uri"}
-    assert argv(server(variant), server_env(variant))[:5] == ["server", "--host", "0.0.0.0", "--port",
-                                                             str(VARIANTS[variant].get("mlflow_port", 5000))]
+    port = str(VARIANTS[variant].get("mlflow_port", 5000))
+    assert argv(server(variant), server_env(variant))[:5] == ["server", "--host", "0.0.0.0", "--port", port]
 
 
 @pytest.mark.parametrize("variant", VARIANT_NAMES)
@@ -156,7 +156,7 @@ def test_10_node_addresses_default_to_the_inventory(tmp_path):
     (tmp_path / "render.yml").write_text(PLAYBOOK.replace("hosts: localhost", "hosts: node-a"))
     proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(tmp_path / "render.yml"),
                            "-e", json.dumps(dict(VARIANTS["defaults"], out=str(tmp_path / "out")))],
-                          cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
     from test_manifests import load_dir
     docs = load_dir(tmp_path / "out" / "mlflow")

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,30 +23,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
+sys.path.insert(0, str(ROOT / "tests"))
+
+from manifests import INVENTORY, ansible_env, load_dir, run_render  # noqa: E402  (tests/manifests.py)
 IMAGE_REF = "mlflow-k3s/mlflow:3.17.2-0123456789ab"
 # Characters that break an unencoded URI, plus a space (quote_plus would make it '+').
 CUSTOM_DB_PASSWORD = "p@ss:w/rd%?#& x"
-
-PLAYBOOK = """
-- name: Render the postgres and mlflow manifests
-  hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: Render postgres
-      ansible.builtin.include_role:
-        name: homelab.mlflow_k3s.postgres
-        tasks_from: render
-      vars:
-        postgres_render_dir: "{{ out }}/postgres"
-        postgres_credentials_dir: "{{ out }}/credentials"
-    - name: Render mlflow
-      ansible.builtin.include_role:
-        name: homelab.mlflow_k3s.mlflow
-        tasks_from: render
-      vars:
-        mlflow_render_dir: "{{ out }}/mlflow"
-        mlflow_credentials_dir: "{{ out }}/credentials"
-"""
 
 VARIANTS = {
     "defaults": {"mlflow_image_ref": IMAGE_REF},
@@ -83,31 +66,6 @@ VARIANTS = {
         "mlflow_resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}},
     },
 }
-
-
-def ansible_env():
-    env = dict(os.environ)
-    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
-    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
-    env.setdefault("ANSIBLE_NOCOLOR", "1")
-    return env
-
-
-def run_render(extra_vars, out):
-    """Run both roles' `render` entry point; return the CompletedProcess."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    playbook = out / "render.yml"
-    playbook.write_text(PLAYBOOK)
-    extra = dict(extra_vars, out=str(out))
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventory"), str(playbook), "-e", json.dumps(extra)],
-        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300,
-    )
-
-
-def load_dir(path):
-    return [yaml.safe_load(p.read_text()) for p in sorted(Path(path).glob("*.yaml"))]
 
 
 _OUT = Path(tempfile.mkdtemp(prefix="mlflow-k3s-l1-"))
@@ -271,6 +229,7 @@ def test_policy_scan_checkov(variant):
          "--quiet", "--compact", "--output", "json", "--skip-check", ",".join(CHECKOV_SKIPS)],
         capture_output=True, text=True, timeout=600,
         env=dict(os.environ, BC_SKIP_MAPPING="TRUE", CHECKOV_RUN_SCA_PACKAGE_SCAN_V2="false"),
+        check=False,
     )
     report = json.loads(proc.stdout)
     reports = report if isinstance(report, list) else [report]
@@ -291,6 +250,7 @@ def test_checkov_would_flag_a_root_container():
         [find_checkov(), "--directory", str(out), "--framework", "kubernetes", "--skip-download",
          "--quiet", "--compact", "--output", "json", "--skip-check", ",".join(CHECKOV_SKIPS)],
         capture_output=True, text=True, timeout=600, env=dict(os.environ, BC_SKIP_MAPPING="TRUE"),
+        check=False,
     )
     report = json.loads(proc.stdout)
     assert any(c["check_id"] in ("CKV_K8S_23", "CKV_K8S_20", "CKV_K8S_40")
@@ -461,7 +421,7 @@ def bad_value_results():
     out = _OUT / "bad"
     out.mkdir(parents=True, exist_ok=True)
     plays = [{"name": "Bad values", "hosts": "localhost", "gather_facts": False, "tasks": []}]
-    for i, (bad, _) in enumerate(BAD_VALUES):
+    for i, (bad, _expected) in enumerate(BAD_VALUES):
         role = role_of(bad)
         case_vars = dict(VARIANTS["defaults"], **bad)
         case_vars[f"{role}_render_dir"] = str(out / f"case{i}")
@@ -480,14 +440,15 @@ def bad_value_results():
     playbook = out / "bad.yml"
     playbook.write_text(yaml.safe_dump(plays, sort_keys=False))
     proc = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(ROOT / "inventory"), str(playbook)],
+        [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(playbook)],
         cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=600,
+        check=False,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
     return out
 
 
-@pytest.mark.parametrize("index", range(len(BAD_VALUES)), ids=[next(iter(b)) + "=" + str(next(iter(b.values()))) for b, _ in BAD_VALUES])
+@pytest.mark.parametrize("index", range(len(BAD_VALUES)), ids=[next(iter(b)) + "=" + str(next(iter(b.values()))) for b, _expected in BAD_VALUES])
 def test_bad_values_fail_with_a_message_naming_the_variable(index):
     out = bad_value_results()
     bad, needle = BAD_VALUES[index]

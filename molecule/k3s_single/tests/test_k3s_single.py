@@ -1,6 +1,5 @@
 """Verify a single k3s server. The k3s binary is the k3s STAND-IN (tests/standins/k3s)
 served as a fake release; what is checked is what the role did with it."""
-import hashlib
 import os
 import stat
 
@@ -96,7 +95,7 @@ def test_check_mode_on_converged_host_changes_nothing():
     result = subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "--check", "--diff",
          "-i", os.environ["MOLECULE_INVENTORY_FILE"], os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml")],
-        capture_output=True, text=True, timeout=300, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, ANSIBLE_NOCOLOR="1"), check=False)
     recap = result.stdout[result.stdout.rfind("PLAY RECAP"):]
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "changed=0" in recap and "failed=0" in recap, recap

@@ -1,0 +1,43 @@
+"""Render the postgres and mlflow manifests through the roles' `render` entry point
+(tests/render.yml, tests/hosts.yml) and load them; shared by the L1, L3b tests and bench/."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = ROOT / ".venv" / "bin"
+INVENTORY = ROOT / "tests" / "hosts.yml"
+
+
+def ansible_env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
+    env["ANSIBLE_CONFIG"] = str(ROOT / "ansible.cfg")
+    env.setdefault("ANSIBLE_NOCOLOR", "1")
+    return env
+
+
+def run_render(extra_vars: dict, out) -> subprocess.CompletedProcess:
+    """Render into out/postgres and out/mlflow (secrets under out/credentials)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(ROOT / "tests" / "render.yml"),
+         "-e", json.dumps(dict(extra_vars, out=str(out)))],
+        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=600, check=False)
+
+
+def load_dir(path) -> list:
+    return [yaml.safe_load(p.read_text()) for p in sorted(Path(path).glob("*.yaml"))]
+
+
+def render(out, extra_vars: dict) -> list:
+    """All objects, postgres' then mlflow's, each in apply order."""
+    proc = run_render(extra_vars, out)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    return load_dir(Path(out) / "postgres") + load_dir(Path(out) / "mlflow")
