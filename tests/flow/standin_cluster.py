@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """STAND-IN k3s cluster for the flow scenario (molecule/flow): it is NOT Kubernetes.
 
 One daemon on the controller that plays three parts of a k3s cluster:
@@ -232,7 +231,7 @@ class Cluster:
         state = self.pods.get((kind, namespace, name)) or {}
         node = state.get("node") or self.schedule(snap, namespace, template)
         image = template["spec"]["containers"][0]["image"]
-        docs = [o for (k, ns, _), o in snap.items() if ns in (namespace, None)]
+        docs = [o for key, o in snap.items() if key[1] in (namespace, None)]
         base = {"hash": _h(template), "uid": workload["metadata"]["uid"], "node": node, "image": image,
                 "ready": False, "exited": None, "restarts": state.get("restarts", 0), "attempt": attempt,
                 "generation": workload["metadata"].get("generation", 1), "started": None, "reason": None}
@@ -247,7 +246,7 @@ class Cluster:
 
         class Kube(KubeToDocker):
             def pvc_volume(self, claim):
-                path, _ = cluster.bind_claim(snap, namespace, claim, node)
+                path = cluster.bind_claim(snap, namespace, claim, node)[0]
                 return cluster.node_storage(node) + path[len(STORAGE_DIR):]
 
             def node_ports(self, labels, container):
@@ -452,7 +451,7 @@ def cmd_start(state_dir, nodes):
     if os.path.exists(url_file):
         os.remove(url_file)
     if os.fork():
-        for _ in range(300):
+        for _attempt in range(300):
             if os.path.exists(url_file):
                 print(open(url_file).read())
                 return
@@ -482,7 +481,7 @@ def cmd_stop(state_dir):
         pid = int(open(pid_file).read())
         try:
             os.kill(pid, signal.SIGTERM)
-            for _ in range(600):
+            for _attempt in range(600):
                 if not os.path.exists(pid_file):
                     break
                 time.sleep(0.1)
