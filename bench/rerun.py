@@ -1,0 +1,79 @@
+"""The rerun figure: wall time and changed count of a second site.yml on the converged flow
+scenario (molecule/flow: a k3s server and agent with the k3s STAND-IN, the STAND-IN cluster
+running the workloads as Docker containers). Prints figures, not pass/fail.
+
+    python bench/rerun.py              # converges first when the scenario is not up
+    python bench/rerun.py --runs 3     # several reruns, each timed
+
+Each rerun is `molecule converge -s flow` (= site.yml, verify.yml included) with the
+ansible.posix.profile_tasks callback; the slowest tasks are listed.
+"""
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+RECAP = re.compile(r"(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)")
+TASK_TIME = re.compile(r"^(.*?) -+ (\d+\.\d+)s$")
+
+
+def molecule(*args, profile=False):
+    env = dict(os.environ, PATH=os.path.join(ROOT, ".venv", "bin") + os.pathsep + os.environ.get("PATH", ""),
+               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1")
+    if profile:
+        env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
+        env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "8"
+    started = time.monotonic()
+    proc = subprocess.run(["molecule", *args, "-s", "flow"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          check=False)
+    return proc, time.monotonic() - started
+
+
+def machine():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return "%s, %d cores (%s), %.0f GiB RAM, Python %s" % (
+        platform.platform(), os.cpu_count(), cpu, mem, platform.python_version())
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    listing = molecule("list")[0]
+    converged = re.search(r"flow-mol-server.*\btrue\b.*\btrue\b", ANSI.sub("", listing.stdout))
+    if not converged:
+        print("flow scenario not converged: molecule converge -s flow ...", flush=True)
+        proc, seconds = molecule("converge")
+        if proc.returncode != 0:
+            sys.exit(proc.stdout[-4000:] + proc.stderr[-2000:])
+        print("first converge (create, prepare, site.yml): %.0f s" % seconds)
+    print("machine: %s" % machine())
+    for run in range(1, args.runs + 1):
+        proc, seconds = molecule("converge", profile=True)
+        out = ANSI.sub("", proc.stdout).replace("\u2502", " ")
+        if proc.returncode != 0:
+            sys.exit(out[-4000:] + proc.stderr[-2000:])
+        recap = {m.group(1): (int(m.group(2)), int(m.group(3))) for m in RECAP.finditer(out)}
+        changed = sum(counts[1] for counts in recap.values())
+        tasks = sum(counts[0] for counts in recap.values())
+        print("rerun %d of site.yml: %.1f s wall (molecule converge), changed=%d, ok=%d  %s" % (
+            run, seconds, changed, tasks,
+            "  ".join("%s ok=%d changed=%d" % (h, o, c) for h, (o, c) in sorted(recap.items()))))
+        slow = [m.groups() for m in (TASK_TIME.match(line.strip()) for line in out.splitlines()) if m]
+        for name, secs in sorted(slow, key=lambda x: -float(x[1]))[:8]:
+            print("    %6.1f s  %s" % (float(secs), name.strip()))
+
+
+if __name__ == "__main__":
+    main()
