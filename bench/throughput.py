@@ -3,9 +3,10 @@ against the in-process ceiling, side by side in one run on the same machine.
 
 - ours:    the postgres and mlflow roles' rendered manifests, started as containers
            (tests/stack/kube_to_docker.py) with the real image from the mlflow_image role
-- guide:   the same image and database server, `mlflow server --backend-store-uri …
-           --default-artifact-root file:///… --host 0.0.0.0 --port 5000` and nothing else
-           (the guide's other mistakes, e.g. postgres://, are left out so it runs at all)
+- guide:   the same image (without its TCP_NODELAY fix) and database server, `mlflow server
+           --backend-store-uri … --default-artifact-root file:///… --host 0.0.0.0 --port 5000`
+           and nothing else (the guide's other mistakes, e.g. postgres://, are left out so
+           it runs at all)
 - ceiling: the same operations in-process through MLflow's SqlAlchemyStore, run inside
            a container of the same image on the same network (no HTTP, no server)
 
@@ -35,6 +36,7 @@ from manifests import render  # noqa: E402
 from stack import Stack  # noqa: E402
 
 LOAD = ROOT / "bench" / "tracking_load.py"
+NODELAY_PTH = "import sysconfig; print(sysconfig.get_paths()['purelib'] + '/tcp_nodelay.pth')"
 PORT = 5000
 
 
@@ -101,15 +103,23 @@ def run(args):
             stack.client.containers.run(image_ref, command=["db", "upgrade", base + "/" + database], remove=True,
                                         network=stack.network.name)
 
+        # The guide's image has no TCP_NODELAY fix (tcp_nodelay.pth): blank it out.
+        pth = stack.client.containers.run(image_ref, entrypoint=["/opt/mlflow/bin/python", "-c", NODELAY_PTH],
+                                          remove=True, network_mode="none").decode().strip()
+
         def start_guide():
-            stack.start("guide", image_ref, ports=[PORT], command=[
+            stack.start("guide", image_ref, ports=[PORT], volumes={"/dev/null": {"bind": pth, "mode": "ro"}}, command=[
                 "server", "--backend-store-uri", base + "/guide", "--default-artifact-root",
                 "file:///tmp/mlflow/artifacts", "--host", "0.0.0.0", "--port", str(PORT)])
 
         results["guide"] = measure_server(stack, "guide", start_guide, args)
 
+        # One engine shared by every client thread, its pool big enough for all of them.
+        pool = {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": str(max(int(c) for c in args.clients.split(","))),
+                "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "4"}
         out = stack.client.containers.run(
             image_ref, entrypoint=["python", "/bench/tracking_load.py"], remove=True, network=stack.network.name,
+            environment=pool,
             command=["--store", base + "/ceiling", "--clients", args.clients, "--seconds", str(args.seconds)],
             volumes={str(ROOT / "bench"): {"bind": "/bench", "mode": "ro"}})
         results["ceiling"] = {"levels": [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]}
