@@ -1,5 +1,6 @@
-"""Render the postgres and mlflow manifests through the roles' `render` entry point
-(tests/render.yml, tests/hosts.yml) and load them; shared by the L1, L3b tests and bench/."""
+"""Render the postgres and mlflow manifests with playbooks/render.yml (the roles' `render`
+entry points) on the tests' own inventory and load them; shared by the L1, L3b tests and
+bench/."""
 from __future__ import annotations
 
 import json
@@ -23,12 +24,13 @@ def ansible_env() -> dict:
 
 
 def run_render(extra_vars: dict, out) -> subprocess.CompletedProcess:
-    """Render into out/postgres and out/mlflow (secrets under out/credentials)."""
+    """Render into out/postgres and out/mlflow (generated secrets under out/credentials)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    variables = {"render_dir": str(out), "mlflow_k3s_state_dir": str(out / "credentials")}
     return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(ROOT / "tests" / "render.yml"),
-         "-e", json.dumps(dict(extra_vars, out=str(out)))],
+        [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(ROOT / "playbooks" / "render.yml"),
+         "-e", json.dumps(dict(variables, **extra_vars))],
         cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=600, check=False)
 
 

@@ -56,9 +56,8 @@ class Runner:
         kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig.yaml")
         self.vars = {
             "roles_under_test": ["postgres", "mlflow"],
-            "postgres_kubeconfig": str(kubeconfig), "mlflow_kubeconfig": str(kubeconfig),
-            "postgres_credentials_dir": str(tmp_path / "credentials"),
-            "mlflow_credentials_dir": str(tmp_path / "credentials"),
+            "mlflow_k3s_kubeconfig": str(kubeconfig),
+            "mlflow_k3s_state_dir": str(tmp_path / "credentials"),
             "mlflow_image_ref": IMAGE, "postgres_wait_timeout": 60, "mlflow_wait_timeout": 60,
             # poll the stand-in every second instead of the default 5
             "k8s_apply_wait_sleep": 1,

@@ -81,7 +81,11 @@ class KubeToDocker:
         names = []
         for svc in self.docs:
             if svc["kind"] == "Service" and svc["spec"]["selector"].items() <= labels.items():
-                names.append(svc["metadata"]["name"])
+                # The names cluster DNS gives a Service: short (same namespace only, but the
+                # stand-in's network is shared), <svc>.<ns>, <svc>.<ns>.svc and the FQDN.
+                name, namespace = svc["metadata"]["name"], svc["metadata"].get("namespace", "default")
+                names += [name, f"{name}.{namespace}", f"{name}.{namespace}.svc",
+                          f"{name}.{namespace}.svc.cluster.local"]
         return names
 
     def node_ports(self, labels, container):

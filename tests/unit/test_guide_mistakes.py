@@ -153,10 +153,9 @@ def test_10_node_addresses_default_to_the_inventory(tmp_path):
         "k3s_agent": {"hosts": {"node-b": {"ansible_connection": "local"}}}}}}))
     import subprocess
     from test_manifests import BIN, ansible_env
-    playbook = (ROOT / "tests" / "render.yml").read_text()
-    (tmp_path / "render.yml").write_text(playbook.replace("hosts: localhost", "hosts: node-a"))
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(tmp_path / "render.yml"),
-                           "-e", json.dumps(dict(VARIANTS["defaults"], out=str(tmp_path / "out")))],
+    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "render.yml"),
+                           "-e", json.dumps(dict(VARIANTS["defaults"], render_dir=str(tmp_path / "out"),
+                                                 mlflow_k3s_state_dir=str(tmp_path / "out" / "credentials")))],
                           cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:]
     from test_manifests import load_dir

@@ -30,7 +30,7 @@ def run(tmp_path, extra_vars, servers=("server1",), agents=("agent1",)):
     }}}}}
     (tmp_path / "hosts.json").write_text(json.dumps(inventory))
     (tmp_path / "play.yml").write_text(PLAYBOOK)
-    variables = {"k3s_credentials_dir": str(tmp_path / "credentials"),
+    variables = {"mlflow_k3s_state_dir": str(tmp_path / "credentials"),
                  "k3s_download_cache_dir": str(tmp_path / "cache"),
                  # The hosts' ansible_host is loopback, which agents could not join.
                  "k3s_api_endpoint": "k3s-api.example"}

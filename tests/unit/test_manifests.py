@@ -425,16 +425,17 @@ def bad_value_results():
         role = role_of(bad)
         case_vars = dict(VARIANTS["defaults"], **bad)
         case_vars[f"{role}_render_dir"] = str(out / f"case{i}")
-        case_vars[f"{role}_credentials_dir"] = str(out / "credentials")
+        case_vars["mlflow_k3s_state_dir"] = str(out / "credentials")
         plays[0]["tasks"].append({
             "name": f"Case {i}",
             "vars": case_vars,
-            "block": [
+            "block": ([] if role == "postgres" else [
+                {"name": "Connection", "ansible.builtin.include_role": {"name": "homelab.mlflow_k3s.postgres", "tasks_from": "connection"}}]) + [
                 {"name": "Render", "ansible.builtin.include_role": {"name": f"homelab.mlflow_k3s.{role}", "tasks_from": "render"}},
                 {"name": "Record", "ansible.builtin.copy": {"content": "RENDERED", "dest": str(out / f"case{i}.msg"), "mode": "0600"}},
             ],
             "rescue": [
-                {"name": "Record", "ansible.builtin.copy": {"content": "{{ ansible_failed_result.msg }}", "dest": str(out / f"case{i}.msg"), "mode": "0600"}},
+                {"name": "Record", "ansible.builtin.copy": {"content": "{{ ansible_failed_result.msg }} {{ ansible_failed_result.results | default([]) | selectattr('failed', 'defined') | selectattr('failed') | map(attribute='msg') | join(' ') }}", "dest": str(out / f"case{i}.msg"), "mode": "0600"}},
             ],
         })
     playbook = out / "bad.yml"
