@@ -53,8 +53,6 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
-# Collection-wide variables (the common role's) carry the collection's name.
-COLLECTION_PREFIX = "mlflow_k3s_"
 
 
 def role_options():
@@ -75,7 +73,7 @@ def unknown_variables(names, known=()):
     if not options:
         raise AnsibleFilterError("unknown_variables: no argument specs found under %s" % ROLES)
     known_names = set(known).union(*options.values())
-    prefixes = {role + "_" for role in options if not role.startswith("_")} | {COLLECTION_PREFIX}
+    prefixes = {role + "_" for role in options if not role.startswith("_")}
     prefixes |= {name.split("_", 1)[0] + "_" for name in known if "_" in name}
     messages = []
     for name in sorted(set(map(str, names))):

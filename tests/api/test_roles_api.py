@@ -112,7 +112,7 @@ def test_deploy_order_content_wait_and_idempotence(cluster, runner):
     # content
     uri = decode(objects[("Secret", NS, "mlflow-db")], "backend-store-uri")
     password = decode(objects[("Secret", NS, "postgres")], "password")
-    assert uri.startswith("postgresql+psycopg2://mlflow:") and uri.endswith("@postgres:5432/mlflow")
+    assert uri.startswith("postgresql+psycopg2://mlflow:") and uri.endswith("@postgres.mlflow.svc:5432/mlflow")
     assert (runner.tmp / "credentials" / "postgres-password").read_text().strip() == password
     assert oct((runner.tmp / "credentials" / "postgres-password").stat().st_mode & 0o777) == "0o600"
     deployment = objects[("Deployment", NS, "mlflow")]

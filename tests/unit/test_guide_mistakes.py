@@ -70,7 +70,7 @@ def test_02_uri_scheme_is_postgresql_with_a_driver(variant):
 def test_03_password_is_percent_encoded():
     u = make_url(uri("custom"))
     assert u.password == CUSTOM_DB_PASSWORD
-    assert u.username == "tracker" and u.database == "tracking" and u.host == "postgres" and u.port == 5432
+    assert u.username == "tracker" and u.database == "tracking" and u.host == "postgres.ml-team.svc" and u.port == 5432
     # the generated default password also survives the round trip
     docs = postgres_docs("defaults")
     pg_password = secret_value(docs, "postgres", "password")

@@ -322,7 +322,11 @@ def test_postgres_network_policy_admits_exactly_mlflow_migration_and_backup():
     [rule] = policy["spec"]["ingress"]
     assert rule["ports"] == [{"protocol": "TCP", "port": 5432}]
     selectors = [peer["podSelector"]["matchLabels"] for peer in rule["from"]]
-    assert all(set(peer) == {"podSelector"} for peer in rule["from"]), "no namespace/IP peers"
+    # Each peer is pods with these labels in the client namespaces only (here: the shared one).
+    assert all(set(peer) == {"podSelector", "namespaceSelector"} for peer in rule["from"]), "no IP peers"
+    for peer in rule["from"]:
+        assert peer["namespaceSelector"] == {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["mlflow"]}]}
 
     def admitted(labels):
         return any(sel.items() <= labels.items() for sel in selectors)

@@ -1,0 +1,92 @@
+"""The preflight of site.yml (playbooks/preflight.yml): every role's input is checked on the
+controller before any host is contacted.
+
+The inventory's only host points at a closed port on loopback: a run that got past the
+preflight ends UNREACHABLE at the k3s play (the positive control shows it does), so "failed,
+naming the variable, and unreachable=0" proves nothing was contacted.
+"""
+import json
+import os
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, ".venv", "bin")
+CLOSED = {"ansible_host": "127.0.0.1", "ansible_port": 9, "ansible_connection": "ssh",
+          "ansible_ssh_common_args": "-o ConnectTimeout=3 -o BatchMode=yes"}
+
+# (bad input, text the failure must contain): every role, types, rules across variables, typos.
+BAD = [
+    ({"mlflow_nodeport": 80}, "mlflow_nodeport must be a NodePort from 30000 to 32767"),
+    # postgres_namespace follows it, and the postgres role is checked first.
+    ({"mlflow_namespace": "MLflow"}, 'must be a DNS label (lower-case letters, digits, \'-\'), got "MLflow" (unless set, it is mlflow_namespace)'),
+    ({"mlflow_image_mlflow_version": 3.17}, "mlflow_image_mlflow_version must be a release version"),
+    ({"postgres_password": 123456}, "postgres_password must be a string"),
+    ({"postgres_password": "two\nlines"}, "postgres_password must be a string (quote it in YAML"),
+    ({"mlflow_node_port": 30080}, "mlflow_node_port is not a variable of homelab.mlflow_k3s: did you mean mlflow_nodeport?"),
+    ({"postgres_storage_sise": "5Gi"}, "did you mean postgres_storage_size?"),
+    ({"k3s_verison": "v1.36.4+k3s1"}, "did you mean k3s_version?"),
+    ({"mlflow_image_flavour": "slim"}, "did you mean mlflow_image_flavor?"),
+    ({"k3s_version": "1.36"}, "k3s_version must be a full k3s release"),
+    ({"k3s_state": "gone"}, "k3s_state"),
+    ({"postgres_client_pod_selectors": []}, "postgres_client_pod_selectors must be a non-empty list"),
+    ({"postgres_client_namespaces": ["Bad_NS"]}, "postgres_client_namespaces must be a non-empty list of namespace names"),
+    ({"postgres_backup_schedule": "daily"}, "postgres_backup_schedule must be empty"),
+    ({"postgres_max_connections": 5}, "postgres_max_connections must be a whole number >= 10"),
+    ({"postgres_port": "abc"}, "postgres_port"),
+    ({"postgres_namespace": "DB"}, "postgres_namespace must be a DNS label"),
+    ({"mlflow_workers": 0}, "mlflow_workers must be a whole number >= 1"),
+    ({"mlflow_replicas": 2}, "mlflow_replicas=2 needs shared artifact storage"),
+    ({"mlflow_db_pool_size": 30}, "The SQLAlchemy pool does not fit"),
+    ({"mlflow_ingress_enabled": True}, "mlflow_ingress_host must be a host name"),
+    ({"mlflow_server": "flask"}, "mlflow_server"),
+    ({"mlflow_image_flavor": "tiny"}, "mlflow_image_flavor"),
+    ({"mlflow_image_extra_packages": ["boto3"]}, "mlflow_image_extra_packages must be pinned"),
+    ({"mlflow_image_build_host": "nohost"}, "mlflow_image_build_host 'nohost' is not in the inventory"),
+    ({"mlflow_k3s_state_dir": "relative/state"}, "mlflow_k3s_state_dir must be an absolute path"),
+]
+
+
+def run(tmp_path, extra_vars):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    inventory = {"all": {"children": {"k3s_cluster": {"children": {
+        "k3s_server": {"hosts": {"server1": dict(CLOSED)}}, "k3s_agent": {"hosts": {}}}}}}}
+    (tmp_path / "hosts.json").write_text(json.dumps(inventory))
+    variables = {"mlflow_k3s_state_dir": str(tmp_path / "state"), "k3s_download_cache_dir": str(tmp_path / "cache")}
+    variables.update(extra_vars)
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(tmp_path / "hosts.json"),
+                           os.path.join(ROOT, "site.yml"), "-e", json.dumps(variables)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    recap = re.search(r"server1\s+: ok=\d+\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)", proc.stdout)
+    return proc, (int(recap.group(1)), int(recap.group(2))) if recap else (None, None)
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    base = tmp_path_factory.mktemp("preflight")
+    cases = [({}, None)] + BAD
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = [pool.submit(run, base / f"case{i}", bad) for i, (bad, _) in enumerate(cases)]
+        return [f.result() for f in futures]
+
+
+def test_good_input_passes_the_preflight_and_reaches_the_host(results):
+    proc, (unreachable, _failed) = results[0]
+    assert unreachable == 1, proc.stdout[-3000:]
+    assert "Preflight" in proc.stdout
+
+
+@pytest.mark.parametrize("index", range(len(BAD)), ids=[next(iter(b)) for b, _ in BAD])
+def test_bad_input_fails_naming_the_variable_before_any_host(results, index):
+    proc, (unreachable, failed) = results[index + 1]
+    _bad, needle = BAD[index]
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert unreachable in (0, None), "a host was contacted:\n" + output[-3000:]
+    assert "UNREACHABLE" not in output
+    assert needle in " ".join(output.split()), output[-3000:]
