@@ -419,6 +419,11 @@ def role_of(bad):
     return "postgres" if any(k.startswith("postgres_") or bad.get("mlflow_namespace") == "" for k in bad) else "mlflow"
 
 
+# A loop's failure says "One or more items failed": the rules' own messages are per item.
+FAILED_MESSAGES = ("{{ ansible_failed_result.msg }} {{ ansible_failed_result.results | default([])"
+                   " | selectattr('failed', 'defined') | selectattr('failed') | map(attribute='msg') | join(' ') }}")
+
+
 @functools.cache
 def bad_value_results():
     """Run every bad case in one playbook (block/rescue per case); return {index: message}."""
@@ -439,7 +444,7 @@ def bad_value_results():
                 {"name": "Record", "ansible.builtin.copy": {"content": "RENDERED", "dest": str(out / f"case{i}.msg"), "mode": "0600"}},
             ],
             "rescue": [
-                {"name": "Record", "ansible.builtin.copy": {"content": "{{ ansible_failed_result.msg }} {{ ansible_failed_result.results | default([]) | selectattr('failed', 'defined') | selectattr('failed') | map(attribute='msg') | join(' ') }}", "dest": str(out / f"case{i}.msg"), "mode": "0600"}},
+                {"name": "Record", "ansible.builtin.copy": {"content": FAILED_MESSAGES, "dest": str(out / f"case{i}.msg"), "mode": "0600"}},
             ],
         })
     playbook = out / "bad.yml"

@@ -71,7 +71,7 @@ def results(tmp_path_factory):
     base = tmp_path_factory.mktemp("preflight")
     cases = [({}, None)] + BAD
     with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = [pool.submit(run, base / f"case{i}", bad) for i, (bad, _) in enumerate(cases)]
+        futures = [pool.submit(run, base / f"case{i}", case[0]) for i, case in enumerate(cases)]
         return [f.result() for f in futures]
 
 
@@ -81,7 +81,7 @@ def test_good_input_passes_the_preflight_and_reaches_the_host(results):
     assert "Preflight" in proc.stdout
 
 
-@pytest.mark.parametrize("index", range(len(BAD)), ids=[next(iter(b)) for b, _ in BAD])
+@pytest.mark.parametrize("index", range(len(BAD)), ids=[next(iter(case[0])) for case in BAD])
 def test_bad_input_fails_naming_the_variable_before_any_host(results, index):
     proc, (unreachable, failed) = results[index + 1]
     _bad, needle = BAD[index]
