@@ -20,12 +20,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from manifests import INVENTORY, ansible_env, load_dir, run_render  # tests/manifests.py, on the path by conftest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / ".venv" / "bin"
-sys.path.insert(0, str(ROOT / "tests"))
 
-from manifests import INVENTORY, ansible_env, load_dir, run_render  # noqa: E402  (tests/manifests.py)
 IMAGE_REF = "mlflow-k3s/mlflow:3.17.2-0123456789ab"
 # Characters that break an unencoded URI, plus a space (quote_plus would make it '+').
 CUSTOM_DB_PASSWORD = "p@ss:w/rd%?#& x"
