@@ -63,11 +63,12 @@ def test_bad_input_fails_before_building(tmp_path, variable, value, expected):
     _nothing_built(build_dir)
 
 
-def test_slim_flavor_refuses_an_untested_version(tmp_path):
-    result, build_dir = _run(tmp_path, mlflow_image_flavor="slim", mlflow_image_mlflow_version="3.1.0")
+@pytest.mark.parametrize("flavor", ["full", "slim"])
+def test_an_untested_version_is_refused_without_pins(tmp_path, flavor):
+    result, build_dir = _run(tmp_path, mlflow_image_flavor=flavor, mlflow_image_mlflow_version="3.1.0")
     output = " ".join((result.stdout + result.stderr).split())
     assert result.returncode != 0
-    assert "mlflow_image_constraints is empty for mlflow_image_mlflow_version 3.1.0" in output
+    assert "mlflow_image_mlflow_version 3.1.0 has no tested pin set" in output
     _nothing_built(build_dir)
 
 

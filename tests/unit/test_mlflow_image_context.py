@@ -66,7 +66,8 @@ def test_same_inputs_same_tag(tmp_path, default):
 
 
 @pytest.mark.parametrize("change", [
-    {"mlflow_image_mlflow_version": "3.17.1"},
+    # An untested version builds only with pins given.
+    {"mlflow_image_mlflow_version": "3.17.1", "mlflow_image_constraints": ["alembic==1.20.1"]},
     {"mlflow_image_extra_packages": ["boto3==1.40.0"]},
     {"mlflow_image_flavor": "slim"},
     {"mlflow_image_uid": 20001},

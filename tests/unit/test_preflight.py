@@ -44,13 +44,18 @@ BAD = [
     ({"mlflow_ingress_enabled": True}, "mlflow_ingress_host must be a host name"),
     ({"mlflow_server": "flask"}, "mlflow_server"),
     ({"mlflow_image_flavor": "tiny"}, "mlflow_image_flavor"),
+    ({"mlflow_image_mlflow_version": "3.18.0"}, "mlflow_image_mlflow_version 3.18.0 has no tested pin set (tested: 3.17.2)"),
     ({"mlflow_image_extra_packages": ["boto3"]}, "mlflow_image_extra_packages must be pinned"),
     ({"mlflow_image_build_host": "nohost"}, "mlflow_image_build_host 'nohost' is not in the inventory"),
     ({"mlflow_k3s_state_dir": "relative/state"}, "mlflow_k3s_state_dir must be an absolute path"),
 ]
 
 
-def run(tmp_path, extra_vars):
+# Playbooks whose preflight must pass on the same good input (no MLflow image given: they deploy no MLflow).
+OTHER_PLAYBOOKS = ["playbooks/backup.yml", "playbooks/reset.yml"]
+
+
+def run(tmp_path, extra_vars, playbook="site.yml"):
     tmp_path.mkdir(parents=True, exist_ok=True)
     inventory = {"all": {"children": {"k3s_cluster": {"children": {
         "k3s_server": {"hosts": {"server1": dict(CLOSED)}}, "k3s_agent": {"hosts": {}}}}}}}
@@ -60,7 +65,7 @@ def run(tmp_path, extra_vars):
     env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
     proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(tmp_path / "hosts.json"),
-                           os.path.join(ROOT, "site.yml"), "-e", json.dumps(variables)],
+                           os.path.join(ROOT, playbook), "-e", json.dumps(variables)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     recap = re.search(r"server1\s+: ok=\d+\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)", proc.stdout)
     return proc, (int(recap.group(1)), int(recap.group(2))) if recap else (None, None)
@@ -72,6 +77,7 @@ def results(tmp_path_factory):
     cases = [({}, None)] + BAD
     with ThreadPoolExecutor(max_workers=3) as pool:
         futures = [pool.submit(run, base / f"case{i}", case[0]) for i, case in enumerate(cases)]
+        futures += [pool.submit(run, base / f"other{i}", {}, playbook) for i, playbook in enumerate(OTHER_PLAYBOOKS)]
         return [f.result() for f in futures]
 
 
@@ -79,6 +85,13 @@ def test_good_input_passes_the_preflight_and_reaches_the_host(results):
     proc, (unreachable, _failed) = results[0]
     assert unreachable == 1, proc.stdout[-3000:]
     assert "Preflight" in proc.stdout
+
+
+@pytest.mark.parametrize("index", range(len(OTHER_PLAYBOOKS)), ids=OTHER_PLAYBOOKS)
+def test_good_input_passes_the_preflight_of_the_other_playbooks(results, index):
+    proc, _recap = results[len(BAD) + 1 + index]
+    after_preflight = proc.stdout.rsplit("PLAY [Preflight", 1)[1]
+    assert "PLAY [" in after_preflight, proc.stdout[-3000:]
 
 
 @pytest.mark.parametrize("index", range(len(BAD)), ids=[next(iter(case[0])) for case in BAD])
