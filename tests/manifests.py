@@ -23,15 +23,19 @@ def ansible_env() -> dict:
     return env
 
 
-def run_render(extra_vars: dict, out) -> subprocess.CompletedProcess:
+def run_playbook(playbook, inventory, variables: dict, cwd=ROOT, env=None, timeout=600) -> subprocess.CompletedProcess:
+    """ansible-playbook -i INVENTORY PLAYBOOK -e VARIABLES (as JSON), output captured."""
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory), str(playbook), "-e", json.dumps(variables)],
+        cwd=cwd, env=env or ansible_env(), capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def run_render(extra_vars: dict, out, inventory=INVENTORY) -> subprocess.CompletedProcess:
     """Render into out/postgres and out/mlflow (generated secrets under out/credentials)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     variables = {"render_dir": str(out), "mlflow_k3s_state_dir": str(out / "credentials")}
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(ROOT / "playbooks" / "render.yml"),
-         "-e", json.dumps(dict(variables, **extra_vars))],
-        cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=600, check=False)
+    return run_playbook(ROOT / "playbooks" / "render.yml", inventory, dict(variables, **extra_vars))
 
 
 def load_dir(path) -> list:

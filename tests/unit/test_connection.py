@@ -1,9 +1,8 @@
 """The mlflow role's `connection` entry point: the URL verify.yml and the site report use is
 the NodePort of the first server, wherever the agents are listed in k3s_cluster."""
 import json
-import subprocess
 
-from manifests import BIN, ROOT, ansible_env
+from manifests import run_playbook
 
 PLAYBOOK = """
 - hosts: k3s_server[0]
@@ -28,9 +27,7 @@ def test_url_is_the_first_servers_nodeport_with_an_agent_listed_first(tmp_path):
     (tmp_path / "hosts.json").write_text(json.dumps(inventory))
     (tmp_path / "play.yml").write_text(PLAYBOOK)
     variables = {"mlflow_k3s_state_dir": str(tmp_path / "state"), "out": str(tmp_path / "connection.json")}
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(tmp_path / "hosts.json"), str(tmp_path / "play.yml"),
-                           "-e", json.dumps(variables)],
-                          cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
+    proc = run_playbook(tmp_path / "play.yml", tmp_path / "hosts.json", variables)
     assert proc.returncode == 0, proc.stdout[-3000:]
     connection = json.loads((tmp_path / "connection.json").read_text())
     assert connection["url"] == "http://192.0.2.10:30001"

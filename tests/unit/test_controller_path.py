@@ -1,12 +1,9 @@
 """Relative user paths are taken from the directory ansible-playbook was started in, not the
 playbook's directory (where the pipe lookup's `pwd` runs)."""
-import json
-import subprocess
-
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.homelab.mlflow_k3s.plugins.filter.controller_path import controller_path
-from manifests import BIN, INVENTORY, ROOT, ansible_env
+from manifests import INVENTORY, ROOT, run_playbook
 
 
 def test_absolute_and_relative(tmp_path, monkeypatch):
@@ -20,9 +17,7 @@ def test_absolute_and_relative(tmp_path, monkeypatch):
 def test_render_dir_relative_to_where_ansible_playbook_runs(tmp_path):
     variables = {"render_dir": "rendered", "mlflow_k3s_state_dir": str(tmp_path / "state"),
                  "mlflow_image_ref": "mlflow-k3s/mlflow:3.17.2-0123456789ab"}
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(INVENTORY), str(ROOT / "playbooks" / "render.yml"),
-                           "-e", json.dumps(variables)],
-                          cwd=tmp_path, env=ansible_env(), capture_output=True, text=True, timeout=600, check=False)
+    proc = run_playbook(ROOT / "playbooks" / "render.yml", INVENTORY, variables, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert list((tmp_path / "rendered" / "mlflow").glob("*-deployment-mlflow.yaml"))
     assert not (ROOT / "playbooks" / "rendered").exists()

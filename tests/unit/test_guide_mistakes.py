@@ -9,7 +9,8 @@ import re
 import pytest
 from sqlalchemy.engine import make_url
 
-from test_manifests import (CUSTOM_DB_PASSWORD, IMAGE_REF, ROOT, container, env_of, expand,
+from manifests import load_dir
+from test_manifests import (CUSTOM_DB_PASSWORD, IMAGE_REF, container, env_of, expand,
                             find, pod_spec, render, resolved_env, run_render, secret_value, _OUT, VARIANTS)
 
 VARIANT_NAMES = sorted(VARIANTS)
@@ -151,14 +152,8 @@ def test_10_node_addresses_default_to_the_inventory(tmp_path):
     inventory.write_text(json.dumps({"k3s_cluster": {"children": {
         "k3s_server": {"hosts": {"node-a": {"ansible_host": "10.1.2.3", "ansible_connection": "local"}}},
         "k3s_agent": {"hosts": {"node-b": {"ansible_connection": "local"}}}}}}))
-    import subprocess
-    from test_manifests import BIN, ansible_env
-    proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), str(ROOT / "playbooks" / "render.yml"),
-                           "-e", json.dumps(dict(VARIANTS["defaults"], render_dir=str(tmp_path / "out"),
-                                                 mlflow_k3s_state_dir=str(tmp_path / "out" / "credentials")))],
-                          cwd=ROOT, env=ansible_env(), capture_output=True, text=True, timeout=300, check=False)
+    proc = run_render(VARIANTS["defaults"], tmp_path / "out", inventory=inventory)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    from test_manifests import load_dir
     docs = load_dir(tmp_path / "out" / "mlflow")
     hosts = resolved_env(docs, container(find(docs, "Deployment", "mlflow")))["MLFLOW_SERVER_ALLOWED_HOSTS"].split(",")
     assert allowed(hosts, "10.1.2.3:30001") and allowed(hosts, "node-b:30001")
@@ -181,7 +176,6 @@ def test_11_migration_job_runs_db_upgrade_before_the_deployment_and_follows_the_
     shutil.copytree(render("defaults")["dir"] / "credentials", out / "credentials")
     proc = run_render(dict(VARIANTS["defaults"], mlflow_image_ref="mlflow-k3s/mlflow:3.18.0-fedcba987654"), out)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    from test_manifests import load_dir
     new_job = find(load_dir(out / "mlflow"), "Job")
     assert new_job["metadata"]["name"] != job["metadata"]["name"]
     assert re.fullmatch(r"mlflow-db-upgrade-[0-9a-f]{10}", new_job["metadata"]["name"])

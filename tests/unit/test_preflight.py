@@ -6,15 +6,12 @@ preflight ends UNREACHABLE at the k3s play (the positive control shows it does),
 naming the variable, and unreachable=0" proves nothing was contacted.
 """
 import json
-import os
 import re
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from manifests import ROOT, ansible_env, run_playbook
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, ".venv", "bin")
 CLOSED = {"ansible_host": "127.0.0.1", "ansible_port": 9, "ansible_connection": "ssh",
           "ansible_ssh_common_args": "-o ConnectTimeout=3 -o BatchMode=yes"}
 
@@ -62,11 +59,8 @@ def run(tmp_path, extra_vars, playbook="site.yml"):
     (tmp_path / "hosts.json").write_text(json.dumps(inventory))
     variables = {"mlflow_k3s_state_dir": str(tmp_path / "state"), "k3s_download_cache_dir": str(tmp_path / "cache")}
     variables.update(extra_vars)
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
-               ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
-    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(tmp_path / "hosts.json"),
-                           os.path.join(ROOT, playbook), "-e", json.dumps(variables)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    env = dict(ansible_env(), ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="False", ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"))
+    proc = run_playbook(ROOT / playbook, tmp_path / "hosts.json", variables, env=env, timeout=300)
     recap = re.search(r"server1\s+: ok=\d+\s+changed=\d+\s+unreachable=(\d+)\s+failed=(\d+)", proc.stdout)
     return proc, (int(recap.group(1)), int(recap.group(2))) if recap else (None, None)
 
