@@ -14,6 +14,20 @@ Fixes over kmock 0.8 (each one a gap seen with kubernetes.core 6.2):
 - server-set metadata: uid, creationTimestamp, resourceVersion, generation (bumped when
   `spec` changes), so `observedGeneration` means what it means on a real server;
 - `/version` reports the pinned k3s release.
+
+Refusals of a real API server, for the objects the roles update (each cites its source):
+- a PersistentVolumeClaim's spec is immutable but for resources.requests of a bound claim
+  (ValidatePersistentVolumeClaimUpdate, kubernetes pkg/apis/core/validation/validation.go);
+  a request may not shrink below the claim's capacity (same function), and may only grow
+  where the claim's StorageClass has allowVolumeExpansion (the PersistentVolumeClaimResize
+  admission plugin, plugin/pkg/admission/storage/persistentvolume/resize/admission.go);
+- a Job's spec.selector and spec.template are immutable (ValidateJobSpecUpdate,
+  pkg/apis/batch/validation/validation.go);
+- a Deployment's spec.selector is immutable in apps/v1 (ValidateDeploymentUpdate,
+  pkg/apis/apps/validation/validation.go).
+Both dry-run and real updates are refused, as on a real server (validation runs first).
+k3s ships one StorageClass, local-path (manifests/local-storage.yaml in k3s-io/k3s): the
+default class, WaitForFirstConsumer, and no allowVolumeExpansion; it is created at start.
 """
 
 import asyncio
@@ -36,6 +50,7 @@ RESOURCES = {
     "v1/persistentvolumeclaims": ("PersistentVolumeClaim", True),
     "v1/services": ("Service", True),
     "v1/pods": ("Pod", True),
+    "storage.k8s.io/v1/storageclasses": ("StorageClass", False),
     "apps/v1/deployments": ("Deployment", True),
     "apps/v1/statefulsets": ("StatefulSet", True),
     "batch/v1/jobs": ("Job", True),
@@ -69,7 +84,7 @@ class StandInKubernetesAPI(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         for key, (kind, namespaced) in RESOURCES.items():
             self.resources[key] = kmock.ResourceInfo(kind=kind, namespaced=namespaced, verbs=VERBS,
-                                                     subresources={"status"})
+                                                     subresources={"status", "log"} if kind == "Pod" else {"status"})
         self.k8s_version = (1, 36)
         self.log = []          # every request: time, method, action, kind, namespace, name, dry_run
         self.status_log = []   # every status the stand-in controller set: time, kind, name
@@ -77,6 +92,8 @@ class StandInKubernetesAPI(kmock.KubernetesEmulator):
         self._specs = {}
         self._last = {}
         self._entries = {}
+        self.pod_logs = {}     # (namespace, pod name) -> the text GET .../pods/NAME/log returns
+        self.objects[kmock.resource("storage.k8s.io/v1/storageclasses"), None, "local-path"] = copy.deepcopy(LOCAL_PATH_CLASS)
 
     def kind_of(self, resource):
         for key, (kind, _namespaced) in RESOURCES.items():
@@ -121,9 +138,44 @@ class StandInKubernetesAPI(kmock.KubernetesEmulator):
                      "changed": request.action != enums.action.UPDATE}
             self.log.append(entry)
             self._entries[id(request)] = entry
+            if kind == "Pod" and request.subresource == "log":
+                return await self._serve_log(key)
+            if request.action == enums.action.UPDATE and request.subresource != "status":
+                refusal = await self._refusal(request, key)
+                if refusal is not None:
+                    entry["refused"] = refusal[0]
+                    return refusal[1]
             if dry_run and request.action in (enums.action.CREATE, enums.action.UPDATE, enums.action.DELETE):
                 return await self._dry_run(request, key)
         return await super()._handle(request)
+
+    async def _serve_log(self, key):
+        async with self._lock:
+            live = key in self.objects and not self.objects[key].deleted
+        if not live:
+            return _status(404, "NotFound", f'pods "{key[2]}" not found')
+        return aiohttp.web.Response(text=self.pod_logs.get((key[1], key[2]), ""))
+
+    async def _refusal(self, request, key):
+        """The API server's answer to an update it refuses, or None (see the module doc)."""
+        async with self._lock:
+            if key not in self.objects or self.objects[key].deleted:
+                return None
+            old = copy.deepcopy(self.objects[key].raw)
+            new = dicts.patch_dict(copy.deepcopy(old), request.data or {})
+            classes = {name: copy.deepcopy(obj.raw) for (resource, _ns, name), obj in self.objects.items()
+                       if self.kind_of(resource) == "StorageClass" and not obj.deleted}
+        kind, name = self.kind_of(request.resource), key[2]
+        old_spec, new_spec = old.get("spec", {}), new.get("spec", {})
+        if kind == "PersistentVolumeClaim":
+            return _pvc_refusal(name, old, new, classes)
+        if kind == "Job":
+            for field in ("selector", "template"):
+                if field in old_spec and old_spec.get(field) != new_spec.get(field):
+                    return _invalid("Job.batch", name, f"spec.{field}", "field is immutable")
+        if kind == "Deployment" and old_spec.get("selector") != new_spec.get("selector"):
+            return _invalid("Deployment.apps", name, "spec.selector", "field is immutable")
+        return None
 
     async def _dry_run(self, request, key):
         async with self._lock:
@@ -175,23 +227,81 @@ class StandInKubernetesAPI(kmock.KubernetesEmulator):
     # ---- helpers for the tests (called from the test thread through StandInCluster) ----
 
     def snapshot(self):
-        """{(kind, namespace, name): object} of every live object."""
+        """{(kind, namespace, name): object} of every live object but those k3s ships."""
         result = {}
         for (resource, namespace, name), obj in self.objects.items():
-            if not obj.deleted:
+            if not obj.deleted and (self.kind_of(resource), name) != ("StorageClass", "local-path"):
                 result[(self.kind_of(resource), namespace, name)] = copy.deepcopy(obj.raw)
         return result
 
 
+def _status(code, reason, message, details=None):
+    body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
+            "message": message, "details": details or {}}
+    return aiohttp.web.json_response(body, status=code)
+
+
+def _invalid(kind, name, field, detail):
+    message = f'{kind} "{name}" is invalid: {field}: {detail}'
+    return 422, _status(422, "Invalid", message, {"name": name, "causes": [{"field": field, "message": detail}]})
+
+
+def quantity_bytes(value):
+    """A Kubernetes storage quantity (binary or decimal suffix) in bytes."""
+    suffixes = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+                "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+    value = str(value)
+    for suffix, factor in suffixes.items():
+        if value.endswith(suffix):
+            return float(value[:-len(suffix)]) * factor
+    return float(value)
+
+
+def _pvc_refusal(name, old, new, classes):
+    old_spec, new_spec = old.get("spec", {}), new.get("spec", {})
+    bound = old.get("status", {}).get("phase") == "Bound"
+    ignored = ("resources", "volumeAttributesClassName") if bound else ()
+    if {k: v for k, v in old_spec.items() if k not in ignored} != {k: v for k, v in new_spec.items() if k not in ignored}:
+        what = "resources.requests and volumeAttributesClassName for bound claims"
+        return _invalid("PersistentVolumeClaim", name, "spec",
+                        f"Forbidden: spec is immutable after creation except {what}")
+    old_size = old_spec.get("resources", {}).get("requests", {}).get("storage")
+    new_size = new_spec.get("resources", {}).get("requests", {}).get("storage")
+    if old_size == new_size:
+        return None
+    capacity = old.get("status", {}).get("capacity", {}).get("storage", old_size)
+    if quantity_bytes(new_size) < quantity_bytes(capacity):
+        return _invalid("PersistentVolumeClaim", name, "spec.resources.requests.storage",
+                        "Forbidden: field can not be less than status.capacity")
+    storage_class = classes.get(old_spec.get("storageClassName") or "", {})
+    if quantity_bytes(new_size) > quantity_bytes(old_size) and not storage_class.get("allowVolumeExpansion"):
+        return 403, _status(403, "Forbidden", f'persistentvolumeclaims "{name}" is forbidden: only dynamically '
+                            "provisioned pvc can be resized and the storageclass that provisions the pvc must support resize")
+    return None
+
+
+LOCAL_PATH_CLASS = {
+    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+    "metadata": {"name": "local-path", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+    "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete", "volumeBindingMode": "WaitForFirstConsumer",
+}
+
+
 class StandInController:
     """STAND-IN for the kube-controller-manager/kubelet: after `delay` seconds it reports a
-    Deployment's replicas available for its current generation and a Job complete
-    (or failed, for Jobs whose name starts with one of `failing_jobs`)."""
+    Deployment's replicas available for its current generation, a claim bound (its
+    capacity the request, as local-path provisions it), and a Job complete, or failed for
+    Jobs whose name starts with one of `failing_jobs`. A failed Job gets the condition the
+    Job controller sets when the backoff limit is reached (reason BackoffLimitExceeded,
+    pkg/controller/job/job_controller.go) and a failed Pod labelled as the Job controller
+    labels its pods (batch.kubernetes.io/job-name, job-name), whose log is `failing_log`;
+    the pods of a deleted Job are deleted (the garbage collector follows ownerReferences)."""
 
     def __init__(self, api, delay=0.5):
         self.api = api
         self.delay = delay
         self.failing_jobs = []
+        self.failing_log = "Traceback (most recent call last):\nalembic.util.exc.CommandError: Can't locate revision\n"
         self._seen = {}
 
     async def run(self):
@@ -202,7 +312,9 @@ class StandInController:
                     if obj.deleted:
                         continue
                     kind = self.api.kind_of(resource)
-                    if kind not in ("Deployment", "Job"):
+                    if kind == "Pod":
+                        self._collect(resource, namespace, name, obj)
+                    if kind not in ("Deployment", "Job", "PersistentVolumeClaim"):
                         continue
                     raw = obj.raw
                     generation = raw.get("metadata", {}).get("generation", 1)
@@ -217,14 +329,40 @@ class StandInController:
                             "observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
                             "readyReplicas": replicas, "availableReplicas": replicas, "unavailableReplicas": None})
                         self.api.status_log.append({"t": time.monotonic(), "kind": kind, "name": name})
+                    elif kind == "PersistentVolumeClaim" and status.get("phase") != "Bound":
+                        self.api.set_status((resource, namespace, name), {
+                            "phase": "Bound", "accessModes": raw["spec"].get("accessModes"),
+                            "capacity": {"storage": raw["spec"]["resources"]["requests"]["storage"]}})
                     elif kind == "Job" and not status.get("conditions"):
                         failed = any(name.startswith(prefix) for prefix in self.failing_jobs)
-                        condition = "Failed" if failed else "Complete"
+                        condition = {"type": "Complete", "status": "True"}
+                        if failed:
+                            condition = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                         "message": "Job has reached the specified backoff limit"}
+                            self._failed_pod(namespace, name, raw)
                         self.api.set_status((resource, namespace, name), {
                             "succeeded": 0 if failed else 1, "failed": 1 if failed else 0,
-                            "conditions": [{"type": condition, "status": "True"}]})
+                            "conditions": [condition]})
                         self.api.status_log.append({"t": time.monotonic(), "kind": kind, "name": name,
-                                                    "condition": condition})
+                                                    "condition": condition["type"]})
+
+    def _failed_pod(self, namespace, job, raw):
+        pod = f"{job}-{uuid.uuid4().hex[:5]}"
+        labels = dict(raw["spec"]["template"].get("metadata", {}).get("labels", {}),
+                      **{"batch.kubernetes.io/job-name": job, "job-name": job})
+        self.api.objects[kmock.resource("v1/pods"), namespace, pod] = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod, "namespace": namespace, "labels": labels, "uid": str(uuid.uuid4()),
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job,
+                                              "uid": raw["metadata"]["uid"], "controller": True}]},
+            "spec": raw["spec"]["template"]["spec"], "status": {"phase": "Failed"}}
+        self.api.pod_logs[(namespace, pod)] = self.failing_log
+
+    def _collect(self, resource, namespace, name, obj):
+        owners = {o["uid"] for o in obj.raw.get("metadata", {}).get("ownerReferences", [])}
+        live = {o.raw.get("metadata", {}).get("uid") for o in self.api.objects.values() if not o.deleted}
+        if owners and not owners & live:
+            obj.delete()
 
 
 class StandInCluster:

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -212,13 +213,73 @@ def test_disabling_backups_and_enabling_ingress(cluster, runner):
     assert objects[("Ingress", NS, "mlflow")]["spec"]["rules"][0]["host"] == "mlflow.home.lan"
 
 
-def test_a_failed_migration_stops_the_rollout(cluster, runner):
+def test_a_failed_migration_fails_at_once_with_its_log_and_runs_again_next_time(cluster, runner):
     cluster.controller.failing_jobs = ["mlflow-db-upgrade"]
-    proc = runner.run(mlflow_wait_timeout=5)
+    proc = runner.run(mlflow_wait_timeout=120)
+    ended = time.monotonic()
     assert proc.returncode != 0
+    [job] = [k[2] for k in cluster.snapshot() if k[0] == "Job"]
+    assert ("Deployment", NS, "mlflow") not in cluster.snapshot()
+    # failed as soon as the Job did, not after the 120 s timeout, with the reason and the log
+    failed_at = next(s["t"] for s in cluster.api.status_log if s["name"] == job)
+    assert ended - failed_at < 20, ended - failed_at
+    assert f"Job {NS}/{job} failed (BackoffLimitExceeded" in proc.stdout, proc.stdout[-3000:]
+    assert "alembic.util.exc.CommandError: Can't locate revision" in proc.stdout
+
+    # the next run replaces the failed Job (same spec, same name) and rolls out
+    cluster.controller.failing_jobs = []
+    again = runner.run(mlflow_wait_timeout=120)
+    assert again.returncode == 0, again.stdout[-3000:]
+    writes = [(e["action"], e["kind"], e["name"]) for e in cluster.writes(again.log_start) if e["kind"] == "Job"]
+    assert writes == [("delete", "Job", job), ("create", "Job", job)], writes
     objects = cluster.snapshot()
-    assert [k for k in objects if k[0] == "Job"]
-    assert ("Deployment", NS, "mlflow") not in objects
+    assert ("Deployment", NS, "mlflow") in objects
+    assert not [k for k in objects if k[0] == "Pod"], "the failed Job's pod goes with it"
+
+
+def test_a_changed_claim_is_refused_before_anything_is_applied(cluster, runner):
+    assert runner.run().returncode == 0
+    for change, needles in [
+            ({"postgres_storage_size": "10Gi", "mlflow_workers": 2},
+             ["postgres_storage_size", "10Gi", "5Gi", "local-path", "allowVolumeExpansion"]),
+            ({"postgres_storage_size": "1Gi"}, ["postgres_storage_size", "1Gi", "cannot shrink"]),
+            ({"mlflow_artifacts_access_mode": "ReadWriteMany"}, ["mlflow_artifacts_access_mode", "ReadWriteOnce"]),
+            ({"postgres_backup_storage_class": "nfs-client"}, ["postgres_backup_storage_class", "nfs-client"])]:
+        proc = runner.run(**change)
+        assert proc.returncode != 0, change
+        for needle in needles + ["playbooks/backup.yml", "reset_delete_data=true", "playbooks/restore.yml"]:
+            assert needle in proc.stdout, (change, needle, proc.stdout[-3000:])
+        assert cluster.writes(proc.log_start) == [], change
+
+    # a class that allows expansion: the claim grows, nothing else changes
+    def allow_expansion():
+        key = next(k for k in cluster.api.objects if k[2] == "local-path")
+        cluster.api.objects[key].patch({"allowVolumeExpansion": True})
+    cluster.call(allow_expansion)
+    grow = runner.run(postgres_storage_size="10Gi")
+    assert grow.returncode == 0, grow.stdout[-3000:]
+    assert [(e["action"], e["kind"], e["name"]) for e in cluster.writes(grow.log_start)] == \
+        [("update", "PersistentVolumeClaim", "postgres-data")]
+    assert cluster.snapshot()[("PersistentVolumeClaim", NS, "postgres-data")]["spec"]["resources"]["requests"]["storage"] == "10Gi"
+
+
+def test_the_standin_refuses_what_the_api_server_refuses(cluster, runner):
+    """The stand-in itself: an immutable change sent as the roles would send it is refused
+    with the API server's status (see standin_k8s.py for the sources)."""
+    assert runner.run().returncode == 0
+    import kubernetes
+    client = kubernetes.config.new_client_from_config(str(runner.tmp / "kubeconfig.yaml"))
+    core, apps = kubernetes.client.CoreV1Api(client), kubernetes.client.AppsV1Api(client)
+    with pytest.raises(kubernetes.client.ApiException) as refused:
+        core.patch_namespaced_persistent_volume_claim("postgres-data", NS, {"spec": {"storageClassName": "other"}})
+    assert refused.value.status == 422 and "spec is immutable after creation" in refused.value.body
+    with pytest.raises(kubernetes.client.ApiException) as refused:
+        core.patch_namespaced_persistent_volume_claim(
+            "postgres-data", NS, {"spec": {"resources": {"requests": {"storage": "50Gi"}}}}, dry_run="All")
+    assert refused.value.status == 403 and "must support resize" in refused.value.body
+    with pytest.raises(kubernetes.client.ApiException) as refused:
+        apps.patch_namespaced_deployment("mlflow", NS, {"spec": {"selector": {"matchLabels": {"app": "other"}}}})
+    assert refused.value.status == 422 and "spec.selector: field is immutable" in refused.value.body
 
 
 @pytest.mark.parametrize("role,bad,needle", [

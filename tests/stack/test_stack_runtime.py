@@ -174,18 +174,22 @@ def test_ui_shows_the_experiment_in_chromium(deployed, tmp_path):
 def test_backup_job_dumps_and_keeps_the_last_two(deployed):
     stack = deployed["stack"]
     cron = find(deployed["docs"], "CronJob")
+    backups = deployed["kube"].pvc_volume("postgres-backups")
+    # what a run stopped half way (deadline, node lost) leaves behind
+    stack.client.containers.run(POSTGRES_STANDIN, entrypoint=["sh", "-c", "echo half > /b/mlflow-20260101T000000Z.dump.partial"],
+                                volumes={backups: {"bind": "/b", "mode": "rw"}}, user="0", remove=True, network_mode="none")
     for i in range(3):
         name = f"backup-job-{i}"
         deployed["kube"].run(cron, name)
         result = stack.container(name).wait(timeout=120)
         assert result["StatusCode"] == 0, stack.logs(name)[-3000:]
         time.sleep(1.1)  # the dump's name has a one-second timestamp
-    backups = deployed["kube"].pvc_volumes["postgres-backups"]
     out = stack.client.containers.run(POSTGRES_STANDIN, entrypoint=["sh", "-c", 'ls /b; pg_restore --list "$(ls /b/*.dump | tail -n 1)"'],
                                       volumes={backups: {"bind": "/b", "mode": "ro"}}, remove=True, network_mode="none")
     lines = out.decode().split("\n")
     dumps = [line for line in lines if line.endswith(".dump")]
     assert len(dumps) == 2, out.decode()
+    assert not [line for line in lines if line.endswith(".partial")], out.decode()
     # a real custom-format archive of the MLflow schema
     assert "Format: CUSTOM" in out.decode() and "TABLE public experiments mlflow" in out.decode(), out.decode()[-2000:]
 

@@ -350,6 +350,33 @@ def test_backup_cronjob_keeps_the_last_n_and_an_empty_schedule_removes_it():
     assert not [d for d in render("custom")["postgres"] if d["kind"] == "CronJob"]
 
 
+def test_backup_job_has_a_deadline_and_leaves_no_partial_dump():
+    cron = find(render("defaults")["postgres"], "CronJob")
+    job = cron["spec"]["jobTemplate"]["spec"]
+    # a hung pg_dump ends (concurrencyPolicy Forbid would otherwise skip every later backup)
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid" and job["activeDeadlineSeconds"] == 3600
+    assert cron["spec"]["failedJobsHistoryLimit"] >= 1  # a failed backup stays visible
+    script = " ".join(container(cron)["args"])
+    # partial files of earlier failed runs go first; a failure removes its own
+    assert script.index("rm -f /backups/*.partial") < script.index("pg_dump")
+    assert re.search(r"trap 'rm -f [^']*\.partial[^']*' EXIT", script), script
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_volume_ownership_is_changed_only_when_the_root_differs(variant):
+    """The kubelet applies fsGroup to a local volume recursively on every start unless
+    fsGroupChangePolicy is OnRootMismatch (pkg/volume/volume_linux.go)."""
+    checked = 0
+    for workload in objects(variant):
+        if workload["kind"] not in ("Deployment", "Job", "CronJob"):
+            continue
+        spec = pod_spec(workload)
+        if "fsGroup" in spec.get("securityContext", {}):
+            assert spec["securityContext"].get("fsGroupChangePolicy") == "OnRootMismatch", workload["metadata"]["name"]
+            checked += 1
+    assert checked >= 2
+
+
 def test_mlflow_service_nodeport_and_ingress():
     svc = find(render("defaults")["mlflow"], "Service", "mlflow")
     assert svc["spec"]["type"] == "NodePort"
@@ -406,6 +433,7 @@ BAD_VALUES = [
     ({"mlflow_workers": 60}, "pool"),
     ({"mlflow_db_pool_size": 30}, "max_connections"),
     ({"postgres_backup_schedule": "daily"}, "postgres_backup_schedule"),
+    ({"postgres_backup_deadline_seconds": 0}, "postgres_backup_deadline_seconds"),
     ({"mlflow_ingress_enabled": True}, "mlflow_ingress_host"),
     ({"mlflow_image_ref": ""}, "mlflow_image_ref"),
     ({"mlflow_image_ref": "localhost/homelab/mlflow:latest"}, "':latest'"),
