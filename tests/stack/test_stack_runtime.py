@@ -7,6 +7,8 @@ published on 127.0.0.1. Not covered here: NetworkPolicy enforcement, scheduling,
 kubelet's probes (the same checks are run by the test), Traefik.
 """
 
+import copy
+import json
 import os
 import subprocess
 import sys
@@ -228,3 +230,78 @@ def test_model_version_with_a_runs_uri_source(deployed, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     response = _model_version(deployed, tmp_path, lambda run: f"runs:/{run.info.run_id}/model")
     assert response.status_code == 200, response.text[:500]
+
+
+def old_mlflow_python():
+    """A venv with the older MLflow of old_mlflow/requirements.txt (made once, cached)."""
+    venv = ROOT / ".cache" / "mlflow-old"
+    stamp = venv / ".installed"
+    requirements = HERE / "old_mlflow" / "requirements.txt"
+    if not stamp.exists() or stamp.read_text() != requirements.read_text():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r", str(requirements)], check=True)
+        stamp.write_text(requirements.read_text())
+    return str(venv / "bin" / "python")
+
+
+# Last in the module: it replaces the stack's database.
+def test_restore_of_a_dump_made_by_an_older_mlflow_is_migrated_and_served(deployed, tmp_path, monkeypatch):
+    """Issue: `pg_restore --clean` of an MLflow 2.x dump over a 3.x schema stops at
+    `cannot drop constraint run_pk`. The restore Job's own script (the postgres role's
+    _postgres_restore_script) restores into an empty database that replaces the current one,
+    then the migration Job upgrades it, and the pinned MLflow serves the old runs."""
+    import yaml
+    from mlflow import MlflowClient
+
+    stack, kube, docs = deployed["stack"], deployed["kube"], deployed["docs"]
+    # 1. a database made and filled by the older MLflow, dumped as backup.yml dumps
+    stack.start("old-db", POSTGRES_STANDIN, env={"POSTGRES_USER": "old", "POSTGRES_PASSWORD": "old-pass", "POSTGRES_DB": "old"},
+                ports=[5432])
+    stack.wait_exec("old-db", ["pg_isready", "-U", "old", "-d", "old", "-h", "127.0.0.1"], timeout=120)
+    uri = f"postgresql://old:old-pass@127.0.0.1:{stack.host_port('old-db', 5432)}/old"
+    made = subprocess.run([old_mlflow_python(), str(HERE / "old_mlflow" / "log_runs.py"), uri],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert made.returncode == 0, made.stderr[-3000:]
+    old = json.loads(made.stdout.strip().splitlines()[-1])
+    assert old["version"] == "2.9.2"
+    backups = kube.pvc_volume("postgres-backups")
+    stack.client.containers.run(POSTGRES_STANDIN, entrypoint=["sh", "-c", "pg_dump -Fc -f /b/old.dump.in && chmod 0644 /b/old.dump.in"],
+                                environment={"PGHOST": stack.container("old-db").name, "PGUSER": "old", "PGPASSWORD": "old-pass",
+                                             "PGDATABASE": "old"},
+                                volumes={backups: {"bind": "/b", "mode": "rw"}}, network=stack.network.name, remove=True)
+    # its artifact, as restore.yml unpacks the backup's tarball onto the artifacts volume
+    relative = old["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    stack.client.containers.run(POSTGRES_STANDIN, entrypoint=["sh", "-c", f"mkdir -p /a/artifacts/{relative}/model && "
+                                                              f"echo old-weights > /a/artifacts/{relative}/model/weights.txt"],
+                                volumes={kube.pvc_volume("mlflow-artifacts"): {"bind": "/a", "mode": "rw"}}, remove=True,
+                                network_mode="none")
+
+    # 2. MLflow stopped, the restore Job as restore.yml makes it from the backup CronJob
+    stack.containers.pop("mlflow-pod").remove(force=True)
+    script = yaml.safe_load((ROOT / "roles" / "postgres" / "vars" / "main.yml").read_text())["_postgres_restore_script"]
+    restore = copy.deepcopy(find(docs, "CronJob"))
+    c = restore["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    c["command"], c["args"] = ["/bin/sh", "-ec", script, "pg-restore", "/backups/old.dump.in"], []
+    kube.run(restore, "restore-job")
+    result = stack.container("restore-job").wait(timeout=300)
+    assert result["StatusCode"] == 0, stack.logs("restore-job")[-3000:]
+
+    # 3. the migration Job again, then MLflow
+    kube.run(find(docs, "Job"), "migration-after-restore")
+    result = stack.container("migration-after-restore").wait(timeout=300)
+    assert result["StatusCode"] == 0, stack.logs("migration-after-restore")[-3000:]
+    kube.run(find(docs, "Deployment", "mlflow"), "mlflow-pod")
+    stack.wait_http(deployed["url"] + "/health", name="mlflow-pod", timeout=240)
+
+    # 4. the pinned MLflow serves what the older one logged
+    monkeypatch.chdir(tmp_path)
+    client = MlflowClient(deployed["url"])
+    run = client.get_run(old["run_id"])
+    assert run.data.params == {"lr": "0.01"} and run.data.tags["made-by"] == "2.9.2"
+    assert [m.value for m in client.get_metric_history(old["run_id"], "loss")] == [1.0, 0.5, 1.0 / 3]
+    assert client.get_model_version("old-model", old["model_version"]).run_id == old["run_id"]
+    path = client.download_artifacts(old["run_id"], "model/weights.txt", str(tmp_path))
+    assert Path(path).read_text() == "old-weights\n"
+    # the database was replaced, not merged: what the newer MLflow held before is gone
+    assert client.get_experiment_by_name("made-by-mlflow-2") is not None
+    assert not [e for e in client.search_experiments() if e.name.startswith("models-")]

@@ -97,3 +97,55 @@ def test_bad_input_fails_naming_the_variable_before_any_host(results, index):
     assert unreachable in (0, None), "a host was contacted:\n" + output[-3000:]
     assert "UNREACHABLE" not in output
     assert needle in " ".join(output.split()), output[-3000:]
+
+
+def make_backup(path, dump=b"PGDMP\x01\x0e\x00" + bytes(64), image="localhost/homelab/mlflow:3.17.2-0123456789ab",
+                tamper=False):
+    """A backup directory as backup.yml writes it."""
+    import hashlib
+    import io
+    import tarfile
+    path.mkdir(parents=True)
+    (path / "database.dump").write_bytes(dump)
+    with tarfile.open(path / "artifacts.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("pvc-1_mlflow_mlflow-artifacts/artifacts/1/run/artifacts/a.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"a\n"))
+    sha = {name: hashlib.sha256((path / name).read_bytes()).hexdigest() for name in ("database.dump", "artifacts.tar.gz")}
+    if tamper:
+        (path / "database.dump").write_bytes(dump + b"x")
+    (path / "backup.json").write_text(json.dumps({"time": path.name, "mlflow_image": image, "sha256": sha}))
+    return path
+
+
+RESTORE_CASES = [
+    ({}, {"restore_confirm": True}, None),
+    ({}, {}, "Run again with -e restore_confirm=true"),
+    ({"tamper": True}, {"restore_confirm": True}, "database.dump is damaged or was changed: its sha256 is"),
+    ({"dump": b"-- plain SQL\n"}, {"restore_confirm": True}, "database.dump is not a pg_dump custom-format archive"),
+    ({"image": "localhost/homelab/mlflow:3.99.0-0123456789ab"}, {"restore_confirm": True},
+     "The backup was made by MLflow 3.99.0"),
+]
+
+
+@pytest.fixture(scope="module")
+def restore_results(tmp_path_factory):
+    base = tmp_path_factory.mktemp("restore")
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = [pool.submit(run, base / f"case{i}", dict(extra, restore_from=str(make_backup(base / f"backup{i}", **backup))),
+                               "playbooks/restore.yml")
+                   for i, (backup, extra, _needle) in enumerate(RESTORE_CASES)]
+        return [f.result() for f in futures]
+
+
+@pytest.mark.parametrize("index", range(len(RESTORE_CASES)), ids=["good", "unconfirmed", "tampered", "not-a-dump", "newer-mlflow"])
+def test_restore_checks_the_backup_and_asks_for_confirmation_before_any_host(restore_results, index):
+    proc, (unreachable, _failed) = restore_results[index]
+    needle = RESTORE_CASES[index][2]
+    output = " ".join((proc.stdout + proc.stderr).split())
+    if needle is None:
+        assert unreachable == 1, output[-3000:]  # got past every check, to the first host
+        return
+    assert proc.returncode != 0 and unreachable in (0, None), output[-3000:]
+    assert "TASK [Gather the host names]" not in proc.stdout
+    assert needle in output, output[-3000:]
