@@ -291,6 +291,7 @@ def test_restore_of_a_dump_made_by_an_older_mlflow_is_migrated_and_served(deploy
     result = stack.container("migration-after-restore").wait(timeout=300)
     assert result["StatusCode"] == 0, stack.logs("migration-after-restore")[-3000:]
     kube.run(find(docs, "Deployment", "mlflow"), "mlflow-pod")
+    deployed["url"] = stack.url("mlflow-pod", 5000)
     stack.wait_http(deployed["url"] + "/health", name="mlflow-pod", timeout=240)
 
     # 4. the pinned MLflow serves what the older one logged
