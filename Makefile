@@ -60,7 +60,7 @@ runtime: setup images
 	pytest -q tests/runtime
 
 api: setup
-	pytest -q tests/api
+	pytest -q -n 2 tests/api
 
 stack: setup images browser
 	pytest -q tests/stack

@@ -1,6 +1,7 @@
 """Start the workloads of rendered Kubernetes manifests as Docker containers, the way the
 kubelet would run them, through the runtime harness (tests/runtime/stack.py):
 
+- initContainers run first, one at a time, each to exit 0;
 - image; `command` -> entrypoint and `args` -> command, with Kubernetes' $(VAR) expansion
   (defined variables only, `$$` escapes); a `command` without `args` drops the image's CMD;
 - env with values expanded in order and `secretKeyRef` resolved from the rendered Secrets;
@@ -101,10 +102,25 @@ class KubeToDocker:
         return ports
 
     def run(self, workload, name, extra_aliases=()):
+        """The pod: its init containers one after the other, each to exit 0 (as the kubelet
+        runs them), then its one container."""
         template = pod_template(workload)
         pod = template["spec"]
         labels = template["metadata"].get("labels", {})
+        for init in pod.get("initContainers", []):
+            init_name = f"{name}-init-{init['name']}"
+            if init_name in self.stack.containers:
+                self.stack.containers.pop(init_name).remove(force=True)
+            self.stack.start(init_name, **self.container_args(pod, init, init_name))
+            code = self.stack.container(init_name).wait(timeout=300)["StatusCode"]
+            if code != 0:
+                raise RuntimeError(f"init container {init['name']} of {name} exited {code}:\n"
+                                   + self.stack.logs(init_name)[-3000:])
         [c] = pod["containers"]
+        return self.stack.start(name, aliases=self.aliases(labels) + list(extra_aliases),
+                                ports=self.node_ports(labels, c), **self.container_args(pod, c, name))
+
+    def container_args(self, pod, c, name):
         env = self.env(c)
         command = [expand(a, env) for a in c.get("command", [])]
         args = [expand(a, env) for a in c.get("args", [])]
@@ -144,7 +160,5 @@ class KubeToDocker:
             extra["cap_drop"] = ["ALL"]
         if sc.get("allowPrivilegeEscalation") is False:
             extra["security_opt"] = ["no-new-privileges"]
-        return self.stack.start(
-            name, c["image"], env=env, command=cmd, entrypoint=entrypoint, volumes=binds, user=user,
-            aliases=self.aliases(labels) + list(extra_aliases), ports=self.node_ports(labels, c),
-            read_only=bool(sc.get("readOnlyRootFilesystem")), tmpfs=tmpfs, **extra)
+        return dict(image=c["image"], env=env, command=cmd, entrypoint=entrypoint, volumes=binds, user=user,
+                    read_only=bool(sc.get("readOnlyRootFilesystem")), tmpfs=tmpfs, **extra)

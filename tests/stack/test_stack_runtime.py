@@ -35,10 +35,10 @@ NODEPORT = 30001
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
-def render(out, image_ref):
+def render(out, image_ref, **extra):
     return render_manifests(out, {
         "mlflow_image_ref": image_ref, "postgres_image": POSTGRES_STANDIN,
-        "mlflow_node_addresses": [NODE_NAME], "postgres_backup_keep": 2,
+        "mlflow_node_addresses": [NODE_NAME], "postgres_backup_keep": 2, **extra,
     })
 
 
@@ -230,6 +230,41 @@ def test_model_version_with_a_runs_uri_source(deployed, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     response = _model_version(deployed, tmp_path, lambda run: f"runs:/{run.info.run_id}/model")
     assert response.status_code == 200, response.text[:500]
+
+
+def test_a_changed_admin_password_is_set_in_the_auth_store(deployed, tmp_path):
+    """MLflow takes the admin password only when it creates the admin user; a changed one
+    (a rotation, or a state directory regenerated beside a kept volume) is set by the
+    Deployment's admin-password init container before the server starts."""
+    stack = deployed["stack"]
+    image_ref = find(deployed["docs"], "Deployment", "mlflow")["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    db_password = deployed["kube"].secret_value("postgres", "password")
+
+    def start(password):
+        docs = render(tmp_path / password, image_ref, mlflow_basic_auth_enabled=True, mlflow_admin_password=password,
+                      postgres_password=db_password)
+        if "auth-pod" in stack.containers:
+            stack.containers.pop("auth-pod").remove(force=True)
+        KubeToDocker(stack, docs).run(find(docs, "Deployment", "mlflow"), "auth-pod")
+        url = stack.url("auth-pod", 5000)
+        stack.wait_http(url + "/health", name="auth-pod", timeout=240)
+        return url
+
+    def login(url, password):
+        return requests.get(url + "/api/2.0/mlflow/users/get", params={"username": "admin"},
+                            auth=("admin", password), timeout=30).status_code
+
+    try:
+        url = start("first-Passw0rd-of-admin")
+        assert login(url, "first-Passw0rd-of-admin") == 200
+        url = start("second-Passw0rd-of-admin")
+        assert login(url, "second-Passw0rd-of-admin") == 200, stack.logs("auth-pod-init-admin-password")
+        assert login(url, "first-Passw0rd-of-admin") == 401
+        assert "The password of MLflow user admin is changed." in stack.logs("auth-pod-init-admin-password")
+    finally:
+        if "auth-pod" in stack.containers:
+            stack.containers.pop("auth-pod").remove(force=True)
 
 
 def old_mlflow_python():

@@ -310,7 +310,7 @@ def test_postgres_workload():
     assert custom["spec"]["resources"]["requests"]["storage"] == "12Gi"
 
 
-def test_postgres_network_policy_admits_exactly_mlflow_migration_and_backup():
+def test_postgres_network_policy_admits_exactly_mlflow_migration_backup_and_password():
     pg = render("defaults")["postgres"]
     ml = render("defaults")["mlflow"]
     policy = find(pg, "NetworkPolicy", "postgres")
@@ -332,6 +332,9 @@ def test_postgres_network_policy_admits_exactly_mlflow_migration_and_backup():
     for workload in (find(ml, "Deployment", "mlflow"), find(ml, "Job"), find(pg, "CronJob")):
         spec = workload["spec"]["jobTemplate"]["spec"] if workload["kind"] == "CronJob" else workload["spec"]
         assert admitted(spec["template"]["metadata"]["labels"]), workload["metadata"]["name"]
+    # The password change's Job (rendered only when the password changes) carries these.
+    postgres_vars = yaml.safe_load((ROOT / "roles" / "postgres" / "vars" / "main.yml").read_text())
+    assert admitted(postgres_vars["_postgres_password_labels"])
     assert not admitted(db_labels)
     assert not admitted({"app.kubernetes.io/name": "mlflow", "app.kubernetes.io/component": "debug"})
 
