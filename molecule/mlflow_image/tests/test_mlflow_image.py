@@ -24,6 +24,7 @@ def _ref(n):
 
 FIRST = _ref(0)  # converge
 SECOND = _ref(1)  # side_effect: one build input changed
+THIRD = _ref(2)  # side_effect: another input changed, then the prune
 _runs = {}
 
 
@@ -54,10 +55,20 @@ def test_tag_is_immutable_not_latest(ref):
 
 
 def test_changed_input_gives_a_new_tag():
-    assert FIRST != SECOND
+    assert len({FIRST, SECOND, THIRD}) == 3
 
 
-@pytest.mark.parametrize("ref", [FIRST, SECOND])
+def test_prune_keeps_the_current_and_the_previous_image_only(host):
+    images = _images(host)
+    assert FIRST not in images, sorted(images)
+    kept = {images[ref][2] for ref in (SECOND, THIRD)}
+    # Only the kept images' ID refs are left (the first one's went with its name).
+    assert {row[2] for key, row in images.items() if key.startswith("sha256:")} == kept, images
+    history = host.file("/var/lib/homelab-mlflow-image/history").content_string.split()
+    assert history[0::2] == [SECOND, THIRD], history
+
+
+@pytest.mark.parametrize("ref", [SECOND, THIRD])
 def test_image_is_imported_in_k8s_namespace_and_pinned(host, ref):
     images = _images(host)
     assert ref in images, sorted(images)
