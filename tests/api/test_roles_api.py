@@ -64,11 +64,11 @@ class Runner:
             "k8s_apply_wait_sleep": 1,
         }
 
-    def run(self, check=False, **overrides):
+    def run(self, check=False, args=(), playbook=None, **overrides):
         env = dict(os.environ, PATH=f"{BIN}:{os.environ.get('PATH', '')}", ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
                    TMPDIR=str(self.tmp / "tmp"), ANSIBLE_NOCOLOR="1")
-        cmd = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(self.playbook),
-               "-e", json.dumps(dict(self.vars, **overrides))]
+        cmd = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(playbook or self.playbook),
+               "-e", json.dumps(dict(self.vars, **overrides)), *args]
         if check:
             cmd += ["--check", "--diff"]
         start = len(self.cluster.api.log)
@@ -203,6 +203,63 @@ def test_one_variable_changes_exactly_its_objects(cluster, runner):
     key = "checksum/secrets"
     assert after[("Deployment", NS, "mlflow")]["spec"]["template"]["metadata"]["annotations"][key] != \
         before[("Deployment", NS, "mlflow")]["spec"]["template"]["metadata"]["annotations"][key]
+
+
+REMOVE_PLAYBOOK = """
+- name: Remove MLflow and PostgreSQL with their data (what reset.yml runs)
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: homelab.mlflow_k3s.mlflow
+        tasks_from: remove
+      vars:
+        mlflow_remove_data: true
+    - ansible.builtin.include_role:
+        name: homelab.mlflow_k3s.postgres
+        tasks_from: remove
+      vars:
+        postgres_remove_data: true
+"""
+
+
+def secret_forms(value):
+    """A secret as it can leak: plain, base64 (a Secret's data) and URL-encoded (a URI)."""
+    from urllib.parse import quote
+    return {value, base64.b64encode(value.encode()).decode(), quote(value, safe="")}
+
+
+def test_no_secret_in_verbose_or_diff_output(cluster, runner):
+    """Issue 11: every playbook path that reads, writes or loops over Secrets, run with -vvv
+    and --diff (a first deploy, a rotation of both passwords, --check, the removal), shows
+    no generated or given secret in any form."""
+    given = {"postgres_password": "rotated-db-Passw0rd", "mlflow_admin_password": "rotated-admin-Passw0rd",
+             "mlflow_extra_secret_env": {"AWS_SECRET_ACCESS_KEY": "given-s3-secret-key"}}
+    verbose = ("-vvv", "--diff")
+    outputs = [runner.run(args=verbose, mlflow_extra_secret_env=given["mlflow_extra_secret_env"])]
+    objects = cluster.snapshot()
+    generated = [decode(objects[("Secret", NS, "postgres")], "password"),
+                 decode(objects[("Secret", NS, "mlflow-db")], "backend-store-uri")]
+    generated += [decode(objects[("Secret", NS, "mlflow-server")], key) for key in
+                  ("webhook-encryption-key", "flask-secret-key", "admin-password", "basic_auth.ini")]
+    generated += [path.read_text().split()[0] for path in (runner.tmp / "credentials").iterdir()
+                  if path.name not in ("kubeconfig.yaml", ".gitignore", "mlflow.env")]
+    outputs.append(runner.run(args=verbose, **given))
+    objects = cluster.snapshot()
+    generated.append(decode(objects[("Secret", NS, "mlflow-db")], "backend-store-uri"))
+    outputs.append(runner.run(args=verbose + ("--check",), **given))
+    (runner.tmp / "remove.yml").write_text(REMOVE_PLAYBOOK)
+    outputs.append(runner.run(args=verbose, playbook=runner.tmp / "remove.yml", **given))
+    for proc in outputs:
+        assert proc.returncode == 0, proc.stdout[-3000:]
+    assert [e for e in cluster.writes(outputs[-1].log_start) if e["action"] == "delete" and e["kind"] == "Secret"]
+    secrets = [value for value in generated + [given["postgres_password"], given["mlflow_admin_password"],
+                                               given["mlflow_extra_secret_env"]["AWS_SECRET_ACCESS_KEY"]]
+               if len(value) >= 8]
+    for proc in outputs:
+        text = proc.stdout + proc.stderr
+        leaked = [form for value in secrets for form in secret_forms(value) if form in text]
+        assert not leaked, [text[max(0, text.index(form) - 300):text.index(form) + 50] for form in leaked][:2]
 
 
 def test_disabling_backups_and_enabling_ingress(cluster, runner):

@@ -64,7 +64,12 @@ def deployed(tmp_path_factory):
         kube.run(deployment, "mlflow-pod")
         url = stack.url("mlflow-pod", 5000)
         stack.wait_http(url + "/health", name="mlflow-pod", timeout=240)
-        yield {"stack": stack, "kube": kube, "docs": docs, "url": url}
+        # The login is on by default: the MLflow client logs in as mlflow.env makes it.
+        auth = ("admin", kube.secret_value("mlflow-server", "admin-password"))
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("MLFLOW_TRACKING_USERNAME", auth[0])
+            env.setenv("MLFLOW_TRACKING_PASSWORD", auth[1])
+            yield {"stack": stack, "kube": kube, "docs": docs, "url": url, "auth": auth}
 
 
 def restart(deployed, name, workload):
@@ -83,6 +88,21 @@ def test_migration_created_the_schema(deployed):
     owner = stack.exec("db-pod", ["psql", "-U", "mlflow", "-d", "mlflow", "-tAc",
                                   "select pg_get_userbyid(datdba) from pg_database where datname='mlflow'"])
     assert owner.output.decode().strip() == "mlflow"
+
+
+def test_anonymous_requests_are_refused_and_users_live_in_postgresql(deployed):
+    """Issue 11: a login by default, the auth store in the tracking database (in every
+    backup, shared by replicas), not SQLite on the artifacts volume."""
+    api = deployed["url"] + "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert requests.get(api, timeout=10).status_code == 401
+    assert requests.get(api, auth=("admin", "not-the-password"), timeout=10).status_code == 401
+    assert requests.get(api, auth=deployed["auth"], timeout=10).status_code == 200
+    assert requests.get(deployed["url"] + "/health", timeout=10).status_code == 200  # the kubelet's probes
+    stack = deployed["stack"]
+    users = stack.exec("db-pod", ["psql", "-U", "mlflow", "-d", "mlflow", "-tAc",
+                                  "select username, is_admin from users; select count(*) from alembic_version_auth"])
+    assert users.exit_code == 0 and users.output.decode().split() == ["admin|t", "1"], users.output
+    assert stack.exec("mlflow-pod", ["find", "/mlflow", "-name", "*.db"]).output.decode().strip() == ""
 
 
 def test_tracking_artifacts_search_and_restarts(deployed, tmp_path, monkeypatch):
@@ -143,9 +163,10 @@ def test_tracking_artifacts_search_and_restarts(deployed, tmp_path, monkeypatch)
 
 def test_host_header_allowed_list(deployed):
     api = deployed["url"] + "/api/2.0/mlflow/experiments/search?max_results=1"
-    assert requests.get(api, headers={"Host": "evil.example"}, timeout=10).status_code == 403
-    assert requests.get(api, headers={"Host": f"{NODE_NAME}:{NODEPORT}"}, timeout=10).status_code == 200
-    assert requests.get(api, timeout=10).status_code == 200  # 127.0.0.1:<published port>
+    auth = deployed["auth"]
+    assert requests.get(api, headers={"Host": "evil.example"}, auth=auth, timeout=10).status_code == 403
+    assert requests.get(api, headers={"Host": f"{NODE_NAME}:{NODEPORT}"}, auth=auth, timeout=10).status_code == 200
+    assert requests.get(api, auth=auth, timeout=10).status_code == 200  # 127.0.0.1:<published port>
 
 
 def test_ui_shows_the_experiment_in_chromium(deployed, tmp_path):
@@ -162,7 +183,8 @@ def test_ui_shows_the_experiment_in_chromium(deployed, tmp_path):
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
         try:
-            page = browser.new_page()
+            user, password = deployed["auth"]
+            page = browser.new_page(http_credentials={"username": user, "password": password})
             # Not "networkidle": the UI keeps polling, so the network may never settle under load.
             page.goto(deployed["url"] + "/#/experiments", wait_until="load", timeout=120000)
             page.get_by_text(name).first.wait_for(timeout=120000)
@@ -194,6 +216,8 @@ def test_backup_job_dumps_and_keeps_the_last_two(deployed):
     assert not [line for line in lines if line.endswith(".partial")], out.decode()
     # a real custom-format archive of the MLflow schema
     assert "Format: CUSTOM" in out.decode() and "TABLE public experiments mlflow" in out.decode(), out.decode()[-2000:]
+    # the logins are in it too
+    assert "TABLE public users mlflow" in out.decode(), out.decode()[-2000:]
 
 
 def _model_version(deployed, tmp_path, source_for):
@@ -209,7 +233,7 @@ def _model_version(deployed, tmp_path, source_for):
     client.create_registered_model(name)
     version = client.create_model_version(name, source_for(run), run_id=run.info.run_id)
     # the endpoint the UI's model-version page downloads files through
-    return requests.get(deployed["url"] + "/model-versions/get-artifact",
+    return requests.get(deployed["url"] + "/model-versions/get-artifact", auth=deployed["auth"],
                         params={"name": name, "version": version.version, "path": "weights.txt"}, timeout=30)
 
 
@@ -242,7 +266,8 @@ def test_a_changed_admin_password_is_set_in_the_auth_store(deployed, tmp_path):
     db_password = deployed["kube"].secret_value("postgres", "password")
 
     def start(password):
-        docs = render(tmp_path / password, image_ref, mlflow_basic_auth_enabled=True, mlflow_admin_password=password,
+        # Another admin name: the auth store is the stack's database, whose admin keeps its password.
+        docs = render(tmp_path / password, image_ref, mlflow_admin_username="rotating-admin", mlflow_admin_password=password,
                       postgres_password=db_password)
         if "auth-pod" in stack.containers:
             stack.containers.pop("auth-pod").remove(force=True)
@@ -252,8 +277,8 @@ def test_a_changed_admin_password_is_set_in_the_auth_store(deployed, tmp_path):
         return url
 
     def login(url, password):
-        return requests.get(url + "/api/2.0/mlflow/users/get", params={"username": "admin"},
-                            auth=("admin", password), timeout=30).status_code
+        return requests.get(url + "/api/2.0/mlflow/users/get", params={"username": "rotating-admin"},
+                            auth=("rotating-admin", password), timeout=30).status_code
 
     try:
         url = start("first-Passw0rd-of-admin")
@@ -261,7 +286,7 @@ def test_a_changed_admin_password_is_set_in_the_auth_store(deployed, tmp_path):
         url = start("second-Passw0rd-of-admin")
         assert login(url, "second-Passw0rd-of-admin") == 200, stack.logs("auth-pod-init-admin-password")
         assert login(url, "first-Passw0rd-of-admin") == 401
-        assert "The password of MLflow user admin is changed." in stack.logs("auth-pod-init-admin-password")
+        assert "The password of MLflow user rotating-admin is changed." in stack.logs("auth-pod-init-admin-password")
     finally:
         if "auth-pod" in stack.containers:
             stack.containers.pop("auth-pod").remove(force=True)

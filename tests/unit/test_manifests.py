@@ -61,6 +61,7 @@ VARIANTS = {
         "mlflow_ingress_tls_secret": "mlflow-tls",
         "mlflow_basic_auth_enabled": True,
         "mlflow_extra_env": {"MLFLOW_LOGGING_LEVEL": "INFO"},
+        "mlflow_extra_secret_env": {"AWS_SECRET_ACCESS_KEY": "s3cr3t/key+from=vault"},
         "mlflow_resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "4", "memory": "4Gi"}},
     },
 }
@@ -405,20 +406,50 @@ def test_secret_change_changes_the_pod_template_checksum():
 
 
 def test_basic_auth():
-    docs = render("custom")["mlflow"]
+    """Issue 11: the login is on by default; its users live in the tracking database."""
+    import configparser
+
+    docs = render("defaults")["mlflow"]
     c = container(find(docs, "Deployment", "mlflow"))
     assert c["args"][-2:] == ["--app-name", "basic-auth"]
     env = resolved_env(docs, c)
     assert env["MLFLOW_AUTH_ADMIN_USERNAME"] == "admin"
     assert len(env["MLFLOW_AUTH_ADMIN_PASSWORD"]) == 24
     assert len(env["MLFLOW_FLASK_SERVER_SECRET_KEY"]) == 48
-    ini = secret_value(docs, "mlflow-server", "basic_auth.ini")
-    assert "database_uri = sqlite:////mlflow/basic_auth.db" in ini
     assert env["MLFLOW_AUTH_CONFIG_PATH"] == "/etc/mlflow-auth/basic_auth.ini"
     mounts = {m["mountPath"] for m in c["volumeMounts"]}
     assert "/etc/mlflow-auth" in mounts and "/mlflow" in mounts
-    default = container(find(render("defaults")["mlflow"], "Deployment", "mlflow"))
-    assert "--app-name" not in default["args"] and "MLFLOW_AUTH_ADMIN_PASSWORD" not in env_of(default)
+    init = find(docs, "Deployment", "mlflow")["spec"]["template"]["spec"]["initContainers"]
+    assert [i["name"] for i in init] == ["admin-password"]
+    # read as MLflow reads it (configparser, "%" interpolated): a URL-encoded password survives
+    for variant in ("defaults", "custom"):
+        docs = render(variant)["mlflow"]
+        config = configparser.ConfigParser()
+        config.read_string(secret_value(docs, "mlflow-server", "basic_auth.ini"))
+        backend = resolved_env(docs, container(find(docs, "Deployment", "mlflow")))["MLFLOW_BACKEND_STORE_URI"]
+        assert config["mlflow"]["database_uri"] == backend
+        assert config["mlflow"]["auth_cache_ttl_seconds"] == "30"
+    assert "%25" in backend  # the custom password holds a "%"
+
+
+def test_the_login_turned_off_is_one_variable(tmp_path):
+    out = tmp_path / "out"
+    proc = run_render({"mlflow_image_ref": IMAGE_REF, "mlflow_basic_auth_enabled": False}, out)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    deployment = find(load_dir(out / "mlflow"), "Deployment", "mlflow")
+    c = container(deployment)
+    assert "--app-name" not in c["args"] and "MLFLOW_AUTH_ADMIN_PASSWORD" not in env_of(c)
+    assert "initContainers" not in deployment["spec"]["template"]["spec"]
+
+
+def test_secret_environment_goes_through_the_secret():
+    docs = render("custom")["mlflow"]
+    c = container(find(docs, "Deployment", "mlflow"))
+    assert env_of(c)["AWS_SECRET_ACCESS_KEY"] == {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {
+        "name": "mlflow-server", "key": "AWS_SECRET_ACCESS_KEY"}}}
+    assert resolved_env(docs, c)["AWS_SECRET_ACCESS_KEY"] == "s3cr3t/key+from=vault"
+    deployment = json.dumps(find(docs, "Deployment", "mlflow"))
+    assert "s3cr3t" not in deployment and base64.b64encode(b"s3cr3t/key+from=vault").decode() not in deployment
 
 
 BAD_VALUES = [

@@ -3,6 +3,7 @@ STAND-IN cluster of tests/flow/standin_cluster.py running what kubernetes.core a
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 import requests
@@ -35,8 +36,21 @@ def url():
         return "http://127.0.0.1:%s" % f.read().strip()
 
 
+def client_env():
+    """The client file site.yml wrote, sourced as a user would on a laptop."""
+    env_file = os.path.join(FLOW, "credentials", "mlflow.env")
+    out = subprocess.run(["bash", "-c", "source %s && env -0" % env_file], env={}, capture_output=True,
+                         check=True).stdout.decode()
+    return dict(line.split("=", 1) for line in out.split("\0") if line.startswith("MLFLOW_"))
+
+
+def login():
+    env = client_env()
+    return env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]
+
+
 @pytest.mark.parametrize("name", ["k3s-token", "kubeconfig.yaml", "postgres-password", "mlflow-webhook-key",
-                                  "mlflow-flask-secret-key"])
+                                  "mlflow-flask-secret-key", "mlflow-admin-password", "mlflow.env"])
 def test_generated_credentials_are_private_on_the_controller(name):
     mode = os.stat(os.path.join(FLOW, "credentials", name)).st_mode
     assert stat.S_IMODE(mode) == 0o600
@@ -77,15 +91,23 @@ def test_artifacts_of_the_verify_run_are_on_the_node_holding_the_volume(node):
 def test_mlflow_answers_on_the_node_port_and_refuses_unknown_hosts():
     assert requests.get(url() + "/health", timeout=10).text == "OK"
     api = url() + "/api/2.0/mlflow/experiments/get-by-name?experiment_name=_smoke"
-    assert requests.get(api, timeout=10).json()["experiment"]["name"] == "_smoke"
-    assert requests.get(api, headers={"Host": "evil.example"}, timeout=10).status_code == 403
+    assert requests.get(api, auth=login(), timeout=10).json()["experiment"]["name"] == "_smoke"
+    assert requests.get(api, auth=login(), headers={"Host": "evil.example"}, timeout=10).status_code == 403
+
+
+def test_anonymous_requests_are_refused_and_the_client_file_logs_in():
+    assert client_env()["MLFLOW_TRACKING_URI"] == url()
+    api = url() + "/api/2.0/mlflow/experiments/search?max_results=1"
+    assert requests.get(api, timeout=10).status_code == 401
+    assert requests.get(api, auth=("admin", "not-the-password"), timeout=10).status_code == 401
+    assert requests.get(api, auth=login(), timeout=10).status_code == 200
 
 
 def test_smoke_runs_have_their_metric():
     api = url() + "/api/2.0/mlflow"
-    experiment = requests.get(api + "/experiments/get-by-name?experiment_name=_smoke", timeout=10).json()
+    experiment = requests.get(api + "/experiments/get-by-name?experiment_name=_smoke", auth=login(), timeout=10).json()
     runs = requests.post(api + "/runs/search", json={"experiment_ids": [experiment["experiment"]["experiment_id"]]},
-                         timeout=10).json()["runs"]
+                         auth=login(), timeout=10).json()["runs"]
     # converge and idempotence each logged one
     assert len(runs) >= 2
     assert all(r["data"]["metrics"][0]["value"] == 42.0 for r in runs)
