@@ -66,8 +66,12 @@ def assert_stopped_before_hosts(tmp_path, rc, out, message):
     ({"k3s_config": {"disable": ["traefik"]}}, ("server1",),
      "disable are server-only settings: move them from k3s_config"),
     ({"k3s_server_config": {"token": "x"}}, ("server1",), "token must not be set in k3s_config"),
+    ({"k3s_server_config": {"agent-token-file": "/tmp/t"}}, ("server1",), "agent-token-file must not be set in k3s_config"),
+    ({"k3s_token": "same-token-for-both", "k3s_agent_token": "same-token-for-both"}, ("server1",),
+     "k3s_agent_token must be a string without spaces or line breaks, and not the server token (k3s_token)"),
 ], ids=["unknown-state", "version-without-v", "version-without-k3s-suffix", "no-server",
-        "agent-no-endpoint", "agent-loopback-endpoint", "server-only-in-common", "token-in-config"])
+        "agent-no-endpoint", "agent-loopback-endpoint", "server-only-in-common", "token-in-config",
+        "agent-token-file-in-config", "agent-token-is-server-token"])
 def test_bad_input_fails_before_any_host(tmp_path, extra_vars, servers, message):
     rc, out = run(tmp_path, extra_vars, servers=servers)
     assert_stopped_before_hosts(tmp_path, rc, out, message)

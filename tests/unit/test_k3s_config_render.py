@@ -61,6 +61,9 @@ def test_two_servers_use_embedded_etcd_and_agents_get_no_server_settings(tmp_pat
     assert not {"disable", "tls-san", "cluster-init", "write-kubeconfig-mode"} & set(agent)
     for node in cfg.values():
         assert node["token-file"] == "/etc/rancher/k3s/token" and "token" not in node
+    # servers accept agents with the agent token; agents are never told of it
+    assert cfg["s1"]["agent-token-file"] == cfg["s2"]["agent-token-file"] == "/etc/rancher/k3s/agent-token"
+    assert "agent-token-file" not in agent and "agent-token" not in agent
 
 
 def test_one_server_uses_sqlite_and_ipv6_endpoint_is_bracketed(tmp_path):

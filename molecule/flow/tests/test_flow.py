@@ -49,7 +49,7 @@ def login():
     return env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"]
 
 
-@pytest.mark.parametrize("name", ["k3s-token", "kubeconfig.yaml", "postgres-password", "mlflow-webhook-key",
+@pytest.mark.parametrize("name", ["k3s-token", "k3s-agent-token", "kubeconfig.yaml", "postgres-password", "mlflow-webhook-key",
                                   "mlflow-flask-secret-key", "mlflow-admin-password", "mlflow.env"])
 def test_generated_credentials_are_private_on_the_controller(name):
     mode = os.stat(os.path.join(FLOW, "credentials", name)).st_mode

@@ -58,15 +58,32 @@ def test_config_split_between_server_and_agent(host):
         assert not SERVER_ONLY & set(data), "server-only settings reached the agent"
 
 
-def test_token_shared_private_and_never_exposed(host):
-    with open(os.path.join(EPHEMERAL, "credentials", "k3s-token")) as f:
-        token = f.read().strip()
+def credential(name):
+    with open(os.path.join(EPHEMERAL, "credentials", name)) as f:
+        return f.read().strip()
+
+
+def test_servers_hold_the_server_token_and_agents_only_the_agent_token(host):
+    token, agent_token = credential("k3s-token"), credential("k3s-agent-token")
+    assert token != agent_token
     token_file = host.file("/etc/rancher/k3s/token")
-    assert token_file.mode == 0o600 and token_file.content_string.strip() == token
-    assert token not in host.check_output("ps -eo args")
+    assert token_file.mode == 0o600
+    if is_server(host):
+        assert token_file.content_string.strip() == token
+        agent_file = host.file("/etc/rancher/k3s/agent-token")
+        assert agent_file.mode == 0o600 and agent_file.content_string.strip() == agent_token
+        config = yaml.safe_load(host.file("/etc/rancher/k3s/config.yaml").content_string)
+        assert config["agent-token-file"] == "/etc/rancher/k3s/agent-token"
+    else:
+        assert token_file.content_string.strip() == agent_token
+        # root on an agent cannot join as a server: the server token is nowhere on it
+        found = host.run("grep -rlF -- %s /etc /var/lib/rancher /run 2>/dev/null" % token).stdout
+        assert found == "", found
+    assert token not in host.check_output("ps -eo args") and agent_token not in host.check_output("ps -eo args")
     unit = "k3s.service" if is_server(host) else "k3s-agent.service"
     for path in ("/etc/systemd/system/" + unit, "/etc/systemd/system/%s.env" % unit, "/etc/rancher/k3s/config.yaml"):
-        assert token not in host.file(path).content_string, path
+        content = host.file(path).content_string
+        assert token not in content and agent_token not in content, path
 
 
 def test_environment_file(host):
