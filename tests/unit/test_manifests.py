@@ -59,6 +59,7 @@ VARIANTS = {
         "mlflow_ingress_enabled": True,
         "mlflow_ingress_host": "mlflow.home.lan",
         "mlflow_ingress_tls_secret": "mlflow-tls",
+        "mlflow_service_type": "NodePort",  # the NodePort kept beside the Ingress
         "mlflow_basic_auth_enabled": True,
         "mlflow_extra_env": {"MLFLOW_LOGGING_LEVEL": "INFO"},
         "mlflow_extra_secret_env": {"AWS_SECRET_ACCESS_KEY": "s3cr3t/key+from=vault"},
@@ -526,3 +527,36 @@ def test_bad_values_fail_with_a_message_naming_the_variable(index):
     assert message != "RENDERED", f"{bad} was accepted"
     assert needle in message
     assert not list((out / f"case{index}").glob("*.yaml")), "nothing may be rendered after a failed check"
+
+
+def test_ingress_serves_https_with_a_local_ca_and_closes_the_nodeport(tmp_path):
+    """Issue 11: with the Ingress on, no NodePort unless asked; HTTPS with a certificate
+    signed by a local CA made once in the state directory when the user gives none."""
+    from cryptography import x509
+
+    variables = {"mlflow_image_ref": IMAGE_REF, "mlflow_ingress_enabled": True, "mlflow_ingress_host": "mlflow.home.lan"}
+    out = tmp_path / "out"
+    proc = run_render(variables, out)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    docs = load_dir(out / "mlflow")
+    service = find(docs, "Service", "mlflow")
+    assert service["spec"]["type"] == "ClusterIP" and "nodePort" not in service["spec"]["ports"][0]
+    ingress = find(docs, "Ingress", "mlflow")
+    assert ingress["spec"]["tls"] == [{"hosts": ["mlflow.home.lan"], "secretName": "mlflow-ingress-tls"}]
+    assert ingress["metadata"]["annotations"]["traefik.ingress.kubernetes.io/router.entrypoints"] == "websecure"
+    secret = find(docs, "Secret", "mlflow-ingress-tls")
+    assert secret["type"] == "kubernetes.io/tls"
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    ca = x509.load_pem_x509_certificate((out / "credentials" / "mlflow-ca.crt").read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName) == ["mlflow.home.lan"]
+    assert oct((out / "credentials" / "mlflow-ca.key").stat().st_mode & 0o777) == "0o600"
+    assert "BEGIN" in base64.b64decode(secret["data"]["tls.key"]).decode()
+
+    # a second render keeps the CA and the certificate; the NodePort comes back when asked for
+    proc = run_render(dict(variables, mlflow_service_type="NodePort"), out)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    again = load_dir(out / "mlflow")
+    assert find(again, "Secret", "mlflow-ingress-tls")["data"]["tls.crt"] == secret["data"]["tls.crt"]
+    assert find(again, "Service", "mlflow")["spec"]["ports"][0]["nodePort"] == 30001
