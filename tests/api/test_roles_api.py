@@ -267,13 +267,20 @@ def test_disabling_backups_and_enabling_ingress(cluster, runner):
     changed = runner.run(postgres_backup_schedule="", mlflow_ingress_enabled=True, mlflow_ingress_host="mlflow.home.lan")
     assert changed.returncode == 0, changed.stdout[-3000:]
     writes = [(e["action"], e["kind"], e["name"]) for e in cluster.writes(changed.log_start)]
-    assert ("delete", "CronJob", "postgres-backup") in writes
-    assert ("create", "Ingress", "mlflow") in writes
-    assert ("update", "Deployment", "mlflow") in writes  # the ingress host joins the allowed hosts
-    assert len(writes) == 3, writes
+    assert sorted(writes) == sorted([
+        ("delete", "CronJob", "postgres-backup"),
+        ("update", "Service", "mlflow"),  # the NodePort closes: the Ingress is the way in
+        ("update", "Deployment", "mlflow"),  # the ingress host joins the allowed hosts
+        ("create", "Secret", "mlflow-ingress-tls"), ("create", "Ingress", "mlflow")]), writes
     objects = cluster.snapshot()
     assert ("CronJob", NS, "postgres-backup") not in objects
     assert objects[("Ingress", NS, "mlflow")]["spec"]["rules"][0]["host"] == "mlflow.home.lan"
+    service = objects[("Service", NS, "mlflow")]["spec"]
+    # the patch sends nodePort: null (the emulator keeps the null a real server drops)
+    assert service["type"] == "ClusterIP" and service["ports"][0].get("nodePort") is None
+    assert objects[("Secret", NS, "mlflow-ingress-tls")]["type"] == "kubernetes.io/tls"
+    again = runner.run(postgres_backup_schedule="", mlflow_ingress_enabled=True, mlflow_ingress_host="mlflow.home.lan")
+    assert again.returncode == 0 and again.changed == 0, again.stdout[-3000:]
 
 
 def test_a_failed_migration_fails_at_once_with_its_log_and_runs_again_next_time(cluster, runner):
