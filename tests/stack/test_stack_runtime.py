@@ -10,6 +10,7 @@ kubelet's probes (the same checks are run by the test), Traefik.
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from images import build_mlflow_image  # noqa: E402  (the runtime harness of tes
 from stack import Stack  # noqa: E402
 
 from kube_to_docker import KubeToDocker, find  # noqa: E402
+from manifests import INVENTORY, run_playbook  # noqa: E402
 from manifests import render as render_manifests  # noqa: E402  (tests/manifests.py)
 
 POSTGRES_STANDIN = "mlflow-k3s-test/postgres:15"
@@ -290,6 +292,64 @@ def test_a_changed_admin_password_is_set_in_the_auth_store(deployed, tmp_path):
     finally:
         if "auth-pod" in stack.containers:
             stack.containers.pop("auth-pod").remove(force=True)
+
+
+USERS_PLAYBOOK = """
+- hosts: k3s_server[0]
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_role:
+        name: homelab.mlflow_k3s.mlflow
+        tasks_from: users
+"""
+
+
+def test_declared_users_are_created_and_kept_through_the_auth_api(deployed, tmp_path):
+    """Issue 11: mlflow_users (a password given or in a file, the admin flag, experiment
+    grants) created through MLflow's auth API; a rerun changes nothing; a password changed
+    behind the inventory's back is set again; no password in -v output."""
+    url, admin = deployed["url"], deployed["auth"]
+    (tmp_path / "play.yml").write_text(USERS_PLAYBOOK)
+    (tmp_path / "bob-password").write_text("bob-Passw0rd-from-a-file\n")
+    users = [{"name": "alice", "password": "alice-Passw0rd-in-vault",
+              "permissions": [{"experiment": "team-vision", "permission": "EDIT"}]},
+             {"name": "bob", "password_file": str(tmp_path / "bob-password"), "admin": True}]
+    variables = {"mlflow_users": users, "mlflow_k3s_state_dir": str(tmp_path / "state"),
+                 "mlflow_connection": {"url": url, "username": admin[0], "password": admin[1], "ca_file": ""}}
+
+    def run():
+        proc = run_playbook(tmp_path / "play.yml", INVENTORY, variables)
+        proc_out = proc.stdout + proc.stderr
+        assert proc.returncode == 0, proc_out[-3000:]
+        for secret in ("alice-Passw0rd-in-vault", "bob-Passw0rd-from-a-file", admin[1]):
+            assert secret not in proc_out
+        return int(re.search(r"changed=(\d+)", proc.stdout).group(1))
+
+    def get(path, auth, **params):
+        return requests.get(url + path, params=params, auth=auth, timeout=30)
+
+    assert run() > 0
+    alice, bob = ("alice", "alice-Passw0rd-in-vault"), ("bob", "bob-Passw0rd-from-a-file")
+    assert get("/api/2.0/mlflow/users/get", alice, username="alice").json()["user"]["is_admin"] is False
+    assert get("/api/2.0/mlflow/users/get", bob, username="bob").json()["user"]["is_admin"] is True
+    experiment = get("/api/2.0/mlflow/experiments/get-by-name", admin, experiment_name="team-vision").json()["experiment"]
+    granted = get("/api/3.0/mlflow/users/permissions/get", admin, username="alice", resource_type="experiment",
+                  resource_id=experiment["experiment_id"]).json()
+    assert granted["permission"] == "EDIT"
+    # alice may log runs there (EDIT), not delete the experiment (MANAGE)
+    assert requests.post(url + "/api/2.0/mlflow/runs/create", json={"experiment_id": experiment["experiment_id"]},
+                         auth=alice, timeout=30).status_code == 200
+    assert requests.post(url + "/api/2.0/mlflow/experiments/delete", json={"experiment_id": experiment["experiment_id"]},
+                         auth=alice, timeout=30).status_code == 403
+    assert run() == 0
+
+    # a password changed behind the inventory's back comes back at the next run
+    changed = requests.patch(url + "/api/2.0/mlflow/users/update-password", auth=admin, timeout=30,
+                             json={"username": "alice", "password": "changed-by-hand-Passw0rd"})
+    assert changed.status_code == 200, changed.text
+    time.sleep(31)  # the other workers trust a checked login for mlflow_auth_cache_seconds (30)
+    assert run() == 1
+    assert get("/api/2.0/mlflow/users/get", alice, username="alice").status_code == 200
 
 
 def old_mlflow_python():

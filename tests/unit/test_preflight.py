@@ -39,6 +39,7 @@ BAD = [
     ({"mlflow_admin_password": "short-pass"}, "mlflow_admin_password must be a string of at least 12 characters"),
     ({"mlflow_extra_secret_env": {"AWS_SECRET_ACCESS_KEY": 12345}}, "mlflow_extra_secret_env must map environment variable names to strings"),
     ({"mlflow_auth_cache_seconds": -1}, "mlflow_auth_cache_seconds must be a number of seconds >= 0"),
+    ({"mlflow_users": [{"name": "alice", "password": "short"}]}, "mlflow_users needs the login (mlflow_basic_auth_enabled) and must list"),
     ({"mlflow_replicas": 2}, "mlflow_replicas=2 needs shared artifact storage"),
     ({"mlflow_db_pool_size": 30}, "The SQLAlchemy pool does not fit"),
     ({"mlflow_ingress_enabled": True}, "mlflow_ingress_host must be a host name"),
