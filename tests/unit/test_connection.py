@@ -74,17 +74,17 @@ def test_the_client_file_logs_in_with_the_generated_admin_password(tmp_path):
 
 def test_the_client_file_quotes_a_given_password(tmp_path):
     password = "it's $HOME `and` \"more\""
-    env, output, _ = client_env(tmp_path, mlflow_admin_password=password)
+    env, output, _state = client_env(tmp_path, mlflow_admin_password=password)
     assert env["MLFLOW_TRACKING_PASSWORD"] == password
     assert "$HOME" not in output
 
 
 def test_without_the_login_the_client_file_holds_the_url_only(tmp_path):
-    env, _, _ = client_env(tmp_path, mlflow_basic_auth_enabled=False)
+    env = client_env(tmp_path, mlflow_basic_auth_enabled=False)[0]
     assert env == {"MLFLOW_TRACKING_URI": "http://192.0.2.10:30001"}
 
 
 def test_with_the_ingress_the_client_file_uses_https_and_trusts_the_local_ca(tmp_path):
-    env, _, state = client_env(tmp_path, mlflow_ingress_enabled=True, mlflow_ingress_host="mlflow.home.lan")
+    env, _output, state = client_env(tmp_path, mlflow_ingress_enabled=True, mlflow_ingress_host="mlflow.home.lan")
     assert env["MLFLOW_TRACKING_URI"] == "https://mlflow.home.lan"
     assert env["MLFLOW_TRACKING_SERVER_CERT_PATH"] == str(state / "mlflow-ca.crt")
