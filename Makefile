@@ -23,6 +23,12 @@ $(VENV)/.installed: requirements-dev.txt constraints.txt
 	.cache/checkov-venv/bin/pip install -q -r tests/requirements-checkov.txt
 	touch $@
 
+# The S3 stand-in of the stack tests (moto's server mode), run in a container from this venv.
+.cache/moto-venv/.installed: tests/requirements-moto.txt
+	$(PYTHON) -m venv .cache/moto-venv
+	.cache/moto-venv/bin/pip install -q -r tests/requirements-moto.txt
+	touch $@
+
 $(COLLECTION_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn ../../.. $@
@@ -62,7 +68,7 @@ runtime: setup images
 api: setup
 	pytest -q -n 2 tests/api
 
-stack: setup images browser
+stack: setup images browser .cache/moto-venv/.installed
 	pytest -q tests/stack
 
 # Debian's Chromium for the UI check of the stack tests (Playwright drives it).
