@@ -98,7 +98,7 @@ EXPECTED = {
     ("PersistentVolumeClaim", NS, "postgres-backups"), ("Service", NS, "postgres"),
     ("NetworkPolicy", NS, "postgres"), ("Deployment", NS, "postgres"), ("CronJob", NS, "postgres-backup"),
     ("Secret", NS, "mlflow-db"), ("Secret", NS, "mlflow-server"), ("PersistentVolumeClaim", NS, "mlflow-artifacts"),
-    ("Service", NS, "mlflow"), ("NetworkPolicy", NS, "mlflow"), ("Deployment", NS, "mlflow"),
+    ("Service", NS, "mlflow"), ("NetworkPolicy", NS, "mlflow"), ("Deployment", NS, "mlflow"), ("CronJob", NS, "mlflow-gc"),
 }
 
 
@@ -182,7 +182,8 @@ def test_one_variable_changes_exactly_its_objects(cluster, runner):
     writes = [(e["action"], e["kind"], e["name"]) for e in cluster.writes(image.log_start)]
     new_job = writes[0][2]
     # the Job of the old image goes only after the new Deployment is ready
-    assert writes == [("create", "Job", new_job), ("update", "Deployment", "mlflow"), ("delete", "Job", old_job)]
+    assert writes == [("create", "Job", new_job), ("update", "Deployment", "mlflow"), ("update", "CronJob", "mlflow-gc"),
+                      ("delete", "Job", old_job)]
     assert [k[2] for k in cluster.snapshot() if k[0] == "Job"] == [new_job]
 
     # a rotated database password: both Secrets that hold it and both pods that read it
@@ -280,6 +281,35 @@ def test_disabling_backups_and_enabling_ingress(cluster, runner):
     assert service["type"] == "ClusterIP" and service["ports"][0].get("nodePort") is None
     assert objects[("Secret", NS, "mlflow-ingress-tls")]["type"] == "kubernetes.io/tls"
     again = runner.run(postgres_backup_schedule="", mlflow_ingress_enabled=True, mlflow_ingress_host="mlflow.home.lan")
+    assert again.returncode == 0 and again.changed == 0, again.stdout[-3000:]
+
+
+def test_s3_artifacts_need_no_volume_and_leave_an_existing_one_alone(cluster, runner):
+    """Issue 12: switching to an S3-compatible store keeps the claim (it may hold the
+    artifacts), mounts none, lets replicas roll, and passes the keys by secretKeyRef only."""
+    assert runner.run().returncode == 0
+    secret_key = "s3-secret-Key/with+signs"
+    s3 = {"mlflow_artifacts_destination": "s3://lab-artifacts/mlflow", "mlflow_s3_endpoint_url": "http://minio.lan:9000",
+          "mlflow_s3_addressing_style": "path", "mlflow_s3_access_key_id": "mlflow",
+          "mlflow_s3_secret_access_key": secret_key, "mlflow_replicas": 2}
+    switched = runner.run(args=("--diff", "-v"), **s3)
+    assert switched.returncode == 0, switched.stdout[-3000:]
+    writes = [(e["action"], e["kind"], e["name"]) for e in cluster.writes(switched.log_start)]
+    assert ("delete", "PersistentVolumeClaim", "mlflow-artifacts") not in writes
+    assert [w for w in writes if w[1] == "Job"][0][0] == "create"  # the bucket check runs before the rollout
+    assert writes.index([w for w in writes if w[1] == "Job"][0]) < writes.index(("update", "Deployment", "mlflow"))
+    objects = cluster.snapshot()
+    assert ("PersistentVolumeClaim", NS, "mlflow-artifacts") in objects
+    pod = objects[("Deployment", NS, "mlflow")]["spec"]["template"]["spec"]
+    assert objects[("Deployment", NS, "mlflow")]["spec"]["replicas"] == 2
+    assert (objects[("Deployment", NS, "mlflow")]["spec"].get("strategy") or {}).get("type") != "Recreate"
+    assert {v["name"]: v for v in pod["volumes"]}["data"].get("persistentVolumeClaim") is None
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["AWS_SECRET_ACCESS_KEY"] == {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {
+        "secretKeyRef": {"name": "mlflow-server", "key": "AWS_SECRET_ACCESS_KEY"}}}
+    text = switched.stdout + switched.stderr
+    assert not [form for form in secret_forms(secret_key) if form in text]
+    again = runner.run(**s3)
     assert again.returncode == 0 and again.changed == 0, again.stdout[-3000:]
 
 

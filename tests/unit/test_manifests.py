@@ -179,10 +179,10 @@ def test_apply_order():
     assert pg == ["Namespace", "Secret", "PersistentVolumeClaim", "PersistentVolumeClaim", "Service",
                   "NetworkPolicy", "Deployment", "CronJob"]
     ml = [d["kind"] for d in render("defaults")["mlflow"]]
-    assert ml == ["Namespace", "Secret", "Secret", "PersistentVolumeClaim", "Service", "NetworkPolicy",
-                  "Job", "Deployment"]
+    assert ml == ["Namespace", "Secret", "Secret", "Service", "NetworkPolicy", "PersistentVolumeClaim",
+                  "Job", "Deployment", "CronJob"]
     ml_custom = [d["kind"] for d in render("custom")["mlflow"]]
-    assert ml_custom[-1] == "Ingress"
+    assert ml_custom[-2:] == ["Ingress", "CronJob"]
 
 
 def test_namespace_follows_the_variable():
