@@ -196,9 +196,10 @@ def test_one_variable_changes_exactly_its_objects(cluster, runner):
     change = "postgres-password-change"
     assert writes[:4] == [("create", "Secret", change), ("create", "Job", change),
                           ("delete", "Job", change), ("delete", "Secret", change)], writes
+    # mlflow-server holds the auth store's URI (basic_auth.ini), the tracking database's.
     assert sorted(writes[4:]) == sorted([
         ("update", "Secret", "postgres"), ("update", "Deployment", "postgres"),
-        ("update", "Secret", "mlflow-db"), ("update", "Deployment", "mlflow")])
+        ("update", "Secret", "mlflow-db"), ("update", "Secret", "mlflow-server"), ("update", "Deployment", "mlflow")])
     after = cluster.snapshot()
     assert decode(after[("Secret", NS, "mlflow-db")], "backend-store-uri").startswith("postgresql+psycopg2://mlflow:rotated%3Ap%40ss@")
     key = "checksum/secrets"

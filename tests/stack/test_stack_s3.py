@@ -102,6 +102,10 @@ def s3_deployed(tmp_path_factory):
         with pytest.MonkeyPatch.context() as env:
             env.setenv("MLFLOW_TRACKING_USERNAME", auth[0])
             env.setenv("MLFLOW_TRACKING_PASSWORD", auth[1])
+            # as mlflow.env sets them with S3: without, MLflow 3.17's client downloads by a
+            # presigned URL of the store (http://s3:5000 here, unreachable from the host)
+            env.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
+            env.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false")
             yield {"stack": stack, "kube": kube, "docs": docs, "url": url, "python": python, "keys": (key_id, secret)}
 
 

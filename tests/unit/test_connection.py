@@ -88,3 +88,9 @@ def test_with_the_ingress_the_client_file_uses_https_and_trusts_the_local_ca(tmp
     env, _output, state = client_env(tmp_path, mlflow_ingress_enabled=True, mlflow_ingress_host="mlflow.home.lan")
     assert env["MLFLOW_TRACKING_URI"] == "https://mlflow.home.lan"
     assert env["MLFLOW_TRACKING_SERVER_CERT_PATH"] == str(state / "mlflow-ca.crt")
+
+
+def test_with_s3_the_client_file_keeps_every_file_going_through_the_server(tmp_path):
+    env = client_env(tmp_path, mlflow_artifacts_destination="s3://lab-artifacts/mlflow")[0]
+    assert env["MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD"] == "false"
+    assert env["MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD"] == "false"
