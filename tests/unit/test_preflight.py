@@ -110,22 +110,31 @@ def test_bad_input_fails_naming_the_variable_before_any_host(results, index):
 
 
 def make_backup(path, dump=b"PGDMP\x01\x0e\x00" + bytes(64), image="localhost/homelab/mlflow:3.17.2-0123456789ab",
-                tamper=False):
-    """A backup directory as backup.yml writes it."""
+                tamper=False, s3=None):
+    """A backup directory as backup.yml writes it; with s3 (the destination) it holds no tarball."""
     import hashlib
     import io
     import tarfile
     path.mkdir(parents=True)
     (path / "database.dump").write_bytes(dump)
-    with tarfile.open(path / "artifacts.tar.gz", "w:gz") as tar:
-        info = tarfile.TarInfo("pvc-1_mlflow_mlflow-artifacts/artifacts/1/run/artifacts/a.txt")
-        info.size = 2
-        tar.addfile(info, io.BytesIO(b"a\n"))
-    sha = {name: hashlib.sha256((path / name).read_bytes()).hexdigest() for name in ("database.dump", "artifacts.tar.gz")}
+    files = ["database.dump"]
+    if s3 is None:
+        files.append("artifacts.tar.gz")
+        with tarfile.open(path / "artifacts.tar.gz", "w:gz") as tar:
+            info = tarfile.TarInfo("pvc-1_mlflow_mlflow-artifacts/artifacts/1/run/artifacts/a.txt")
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"a\n"))
+    sha = {name: hashlib.sha256((path / name).read_bytes()).hexdigest() for name in files}
     if tamper:
         (path / "database.dump").write_bytes(dump + b"x")
-    (path / "backup.json").write_text(json.dumps({"time": path.name, "mlflow_image": image, "sha256": sha}))
+    (path / "backup.json").write_text(json.dumps({
+        "time": path.name, "mlflow_image": image, "sha256": sha, "database_dump": "database.dump",
+        "artifacts_tarball": None if s3 else "artifacts.tar.gz",
+        "artifacts_source": s3 or "server1:/var/lib/rancher/k3s/storage/pvc-1_mlflow_mlflow-artifacts"}))
     return path
+
+
+S3 = {"mlflow_artifacts_destination": "s3://lab/mlflow", "mlflow_s3_endpoint_url": "http://minio.lan:9000"}
 
 
 RESTORE_CASES = [
@@ -135,6 +144,13 @@ RESTORE_CASES = [
     ({"dump": b"-- plain SQL\n"}, {"restore_confirm": True}, "database.dump is not a pg_dump custom-format archive"),
     ({"image": "localhost/homelab/mlflow:3.99.0-0123456789ab"}, {"restore_confirm": True},
      "The backup was made by MLflow 3.99.0"),
+    ({"s3": "s3://lab/mlflow"}, dict(S3, restore_confirm=True), None),
+    ({"s3": "s3://lab/mlflow"}, dict(S3), "The artifacts are not in this backup: they stay in s3://lab/mlflow"),
+    ({"s3": "s3://lab/mlflow"}, {"restore_confirm": True},
+     "its artifacts are in s3://lab/mlflow and mlflow_artifacts_destination is the artifacts volume"),
+    ({"s3": "s3://lab/mlflow"}, dict(S3, mlflow_artifacts_destination="s3://other", restore_confirm=True),
+     "its artifacts are in s3://lab/mlflow and mlflow_artifacts_destination is s3://other"),
+    ({}, dict(S3, restore_confirm=True), "Restore it with mlflow_artifacts_destination empty"),
 ]
 
 
@@ -148,7 +164,7 @@ def restore_results(tmp_path_factory):
         return [f.result() for f in futures]
 
 
-@pytest.mark.parametrize("index", range(len(RESTORE_CASES)), ids=["good", "unconfirmed", "tampered", "not-a-dump", "newer-mlflow"])
+@pytest.mark.parametrize("index", range(len(RESTORE_CASES)), ids=["good", "unconfirmed", "tampered", "not-a-dump", "newer-mlflow", "s3-good", "s3-unconfirmed", "s3-to-volume", "s3-to-other-bucket", "volume-to-s3"])
 def test_restore_checks_the_backup_and_asks_for_confirmation_before_any_host(restore_results, index):
     proc, (unreachable, _failed) = restore_results[index]
     needle = RESTORE_CASES[index][2]
