@@ -285,29 +285,72 @@ def test_disabling_backups_and_enabling_ingress(cluster, runner):
     assert again.returncode == 0 and again.changed == 0, again.stdout[-3000:]
 
 
-def test_s3_artifacts_need_no_volume_and_leave_an_existing_one_alone(cluster, runner):
-    """Issue 12: switching to an S3-compatible store keeps the claim (it may hold the
-    artifacts), mounts none, lets replicas roll, and passes the keys by secretKeyRef only."""
+MOVE_PLAYBOOK = """
+- name: Move the artifacts volume into the bucket, as playbooks/move_artifacts.yml does
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: PostgreSQL
+      ansible.builtin.include_role:
+        name: homelab.mlflow_k3s.postgres
+    - name: Move
+      ansible.builtin.include_role:
+        name: homelab.mlflow_k3s.mlflow
+        tasks_from: move_artifacts
+    - name: MLflow on S3
+      ansible.builtin.include_role:
+        name: homelab.mlflow_k3s.mlflow
+"""
+
+
+def test_s3_artifacts_move_the_volume_first_need_no_volume_and_leave_the_claim_alone(cluster, runner):
+    """Issue 12: switching to an S3-compatible store over a volume that holds the runs'
+    artifacts is refused until playbooks/move_artifacts.yml copied it (a failed copy starts
+    MLflow again on the volume); then the claim stays, no pod mounts it, replicas roll and
+    the keys go by secretKeyRef only."""
     assert runner.run().returncode == 0
     secret_key = "s3-secret-Key/with+signs"
     s3 = {"mlflow_artifacts_destination": "s3://lab-artifacts/mlflow", "mlflow_s3_endpoint_url": "http://minio.lan:9000",
           "mlflow_s3_addressing_style": "path", "mlflow_s3_access_key_id": "mlflow",
           "mlflow_s3_secret_access_key": secret_key, "mlflow_replicas": 2}
-    switched = runner.run(args=("--diff", "-v"), **s3)
+    refused = runner.run(**s3)
+    assert refused.returncode != 0
+    assert "Run playbooks/move_artifacts.yml -i <inventory> to copy them into the bucket" in " ".join(refused.stdout.split())
+    assert cluster.writes(refused.log_start) == []
+
+    move = runner.tmp / "move.yml"
+    move.write_text(MOVE_PLAYBOOK)
+    cluster.controller.failing_jobs = ["mlflow-artifacts-move"]
+    failed = runner.run(playbook=move, **s3)
+    assert failed.returncode != 0
+    assert "The artifacts were not moved to s3://lab-artifacts/mlflow" in " ".join(failed.stdout.split()), failed.stdout[-3000:]
+    pod = cluster.snapshot()[("Deployment", NS, "mlflow")]["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in pod["volumes"]}["data"]["persistentVolumeClaim"] == {"claimName": "mlflow-artifacts"}
+
+    cluster.controller.failing_jobs = []
+    switched = runner.run(playbook=move, args=("--diff", "-v"), **s3)
     assert switched.returncode == 0, switched.stdout[-3000:]
     writes = [(e["action"], e["kind"], e["name"]) for e in cluster.writes(switched.log_start)]
     assert ("delete", "PersistentVolumeClaim", "mlflow-artifacts") not in writes
-    assert [w for w in writes if w[1] == "Job"][0][0] == "create"  # the bucket check runs before the rollout
-    assert writes.index([w for w in writes if w[1] == "Job"][0]) < writes.index(("update", "Deployment", "mlflow"))
+    jobs = [w for w in writes if w[1] == "Job"]
+    # MLflow stopped, the failed copy replaced, then the bucket check of the migration, then the rollout
+    assert writes.index(("delete", "Deployment", "mlflow")) < writes.index(jobs[0])
+    assert jobs[0][2].startswith("mlflow-artifacts-move-") and jobs[1] == ("create", "Job", jobs[0][2])
+    assert [j for j in jobs if j[2].startswith("mlflow-db-upgrade-")][0][0] == "create"
     objects = cluster.snapshot()
-    assert ("PersistentVolumeClaim", NS, "mlflow-artifacts") in objects
+    claim = objects[("PersistentVolumeClaim", NS, "mlflow-artifacts")]
+    assert claim["metadata"]["annotations"]["mlflow-k3s.homelab/artifacts-moved-to"] == "s3://lab-artifacts/mlflow"
+    move_pod = objects[("Job", NS, jobs[0][2])]["spec"]["template"]["spec"]
+    assert {v["name"]: v for v in move_pod["volumes"]}["artifacts"]["persistentVolumeClaim"] == {
+        "claimName": "mlflow-artifacts", "readOnly": True}
     pod = objects[("Deployment", NS, "mlflow")]["spec"]["template"]["spec"]
     assert objects[("Deployment", NS, "mlflow")]["spec"]["replicas"] == 2
     assert (objects[("Deployment", NS, "mlflow")]["spec"].get("strategy") or {}).get("type") != "Recreate"
     assert {v["name"]: v for v in pod["volumes"]}["data"].get("persistentVolumeClaim") is None
-    env = {e["name"]: e for e in pod["containers"][0]["env"]}
-    assert env["AWS_SECRET_ACCESS_KEY"] == {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {
-        "secretKeyRef": {"name": "mlflow-server", "key": "AWS_SECRET_ACCESS_KEY"}}}
+    for spec in (pod, move_pod):
+        env = {e["name"]: e for e in spec["containers"][0]["env"]}
+        assert env["AWS_SECRET_ACCESS_KEY"] == {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {
+            "secretKeyRef": {"name": "mlflow-server", "key": "AWS_SECRET_ACCESS_KEY"}}}
     text = switched.stdout + switched.stderr
     assert not [form for form in secret_forms(secret_key) if form in text]
     again = runner.run(**s3)

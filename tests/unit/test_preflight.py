@@ -175,3 +175,13 @@ def test_restore_checks_the_backup_and_asks_for_confirmation_before_any_host(res
     assert proc.returncode != 0 and unreachable in (0, None), output[-3000:]
     assert "TASK [Gather the host names]" not in proc.stdout
     assert needle in output, output[-3000:]
+
+
+def test_moving_the_artifacts_needs_a_store_to_move_to_before_any_host(tmp_path):
+    proc, (unreachable, _failed) = run(tmp_path / "volume", {}, "playbooks/move_artifacts.yml")
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode != 0 and unreachable in (0, None), output[-3000:]
+    assert ('mlflow_artifacts_destination must be the s3://<bucket>[/<prefix>] to move the artifacts volume into, got ""'
+            in output), output[-3000:]
+    proc, (unreachable, _failed) = run(tmp_path / "s3", dict(S3), "playbooks/move_artifacts.yml")
+    assert unreachable == 1, (proc.stdout + proc.stderr)[-3000:]  # got past every check, to the first host
