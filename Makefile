@@ -59,7 +59,7 @@ build: setup
 images:
 	tests/images/build.sh
 
-molecule: setup images
+molecule: setup images .cache/moto-venv/.installed
 	for s in $$(ls molecule); do molecule test -s "$$s"; done
 
 runtime: setup images

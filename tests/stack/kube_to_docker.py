@@ -140,7 +140,10 @@ class KubeToDocker:
         for m in c.get("volumeMounts", []):
             v = volumes_by_name[m["name"]]
             if "persistentVolumeClaim" in v:
-                binds[self.pvc_volume(v["persistentVolumeClaim"]["claimName"])] = {"bind": m["mountPath"], "mode": "rw"}
+                # the kubelet mounts read-only when the mount or the pod's claim volume says so
+                read_only = m.get("readOnly") or v["persistentVolumeClaim"].get("readOnly")
+                binds[self.pvc_volume(v["persistentVolumeClaim"]["claimName"])] = {
+                    "bind": m["mountPath"], "mode": "ro" if read_only else "rw"}
             elif "emptyDir" in v:
                 tmpfs[m["mountPath"]] = "mode=1777"
             elif "secret" in v:

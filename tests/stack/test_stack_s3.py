@@ -79,10 +79,11 @@ def s3_deployed(tmp_path_factory):
         assert setup.exit_code == 0, setup.output.decode()[-2000:]
         key_id, secret = json.loads(setup.output.decode().strip().splitlines()[-1])
 
-        docs = render(tmp_path_factory.mktemp("manifests"), image_ref, mlflow_artifacts_destination=f"s3://{BUCKET}/{PREFIX}",
-                      mlflow_s3_endpoint_url="http://s3:5000", mlflow_s3_addressing_style="path", mlflow_s3_region="us-east-1",
-                      mlflow_s3_access_key_id=key_id, mlflow_s3_secret_access_key=secret, mlflow_replicas=2,
-                      mlflow_gc_older_than="1s")
+        out = tmp_path_factory.mktemp("manifests")
+        s3_vars = dict(mlflow_artifacts_destination=f"s3://{BUCKET}/{PREFIX}", mlflow_s3_endpoint_url="http://s3:5000",
+                       mlflow_s3_addressing_style="path", mlflow_s3_region="us-east-1", mlflow_s3_access_key_id=key_id,
+                       mlflow_s3_secret_access_key=secret)
+        docs = render(out, image_ref, **s3_vars, mlflow_replicas=2, mlflow_gc_older_than="1s")
         kube = KubeToDocker(stack, docs)
         db = find(docs, "Deployment", "postgres")
         kube.run(db, "db-pod")
@@ -106,7 +107,8 @@ def s3_deployed(tmp_path_factory):
             # presigned URL of the store (http://s3:5000 here, unreachable from the host)
             env.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
             env.setenv("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false")
-            yield {"stack": stack, "kube": kube, "docs": docs, "url": url, "python": python, "keys": (key_id, secret)}
+            yield {"stack": stack, "kube": kube, "docs": docs, "url": url, "python": python, "keys": (key_id, secret),
+                   "image": image_ref, "state": str(out / "credentials"), "s3_vars": s3_vars}
 
 
 def bucket_keys(deployed):
@@ -203,3 +205,57 @@ def test_gc_removes_a_deleted_run_and_its_objects(s3_deployed, tmp_path, monkeyp
                                  f"select count(*) from runs where run_uuid = '{gone.info.run_id}'"], user="999")
     assert rows.output.decode().strip() == "0"
     assert requests.get(s3_deployed["url"] + "/health", timeout=10).status_code == 200
+
+
+def test_a_lab_moved_from_its_volume_keeps_every_run_s_artifacts(s3_deployed, tmp_path_factory, tmp_path, monkeypatch):
+    """playbooks/move_artifacts.yml's Job (the mlflow role's artifacts-move-job.yaml.j2, the
+    volume mounted read-only) copies what a server on the volume stored; the server on S3
+    then serves those runs' artifacts by their old mlflow-artifacts:/ URIs; a rerun copies
+    nothing again."""
+    import mlflow
+
+    stack, state = s3_deployed["stack"], {"mlflow_k3s_state_dir": s3_deployed["state"]}
+    # 1. the same lab before the move: MLflow on its volume, the same database
+    volume_docs = render(tmp_path_factory.mktemp("volume"), s3_deployed["image"], **state)
+    on_volume = KubeToDocker(stack, volume_docs)
+    on_volume.run(find(volume_docs, "Deployment", "mlflow"), "volume-mlflow-pod")
+    url = stack.url("volume-mlflow-pod", 5000)
+    stack.wait_http(url + "/health", name="volume-mlflow-pod", timeout=240)
+    monkeypatch.chdir(tmp_path)
+    mlflow.set_tracking_uri(url)
+    experiment_id = mlflow.create_experiment(f"before-move-{uuid.uuid4().hex[:8]}")
+    files = {"model/weights.txt": "0.5 0.25\n" * 300, "notes.md": "made on the volume\n"}
+    runs = []
+    for _ in range(2):
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            for name, text in files.items():
+                (tmp_path / Path(name).name).write_text(text)
+                mlflow.log_artifact(str(tmp_path / Path(name).name), artifact_path=str(Path(name).parent) if "/" in name else None)
+        runs.append(run.info.run_id)
+    stack.container("volume-mlflow-pod").stop(timeout=30)
+
+    # 2. the move Job, rendered by the mlflow role with the inventory's S3 settings
+    move_docs = render(tmp_path_factory.mktemp("move"), s3_deployed["image"], **state, **s3_deployed["s3_vars"],
+                       _mlflow_manifests=[{"template": "artifacts-move-job.yaml.j2"}])
+    move = find(move_docs, "Job")
+    # the store's keys are in the server's Secret of the S3 rendering; the claim is the volume's
+    mover = KubeToDocker(stack, s3_deployed["docs"] + [find(volume_docs, "PersistentVolumeClaim", "mlflow-artifacts"), move])
+    mover.pvc_volumes = on_volume.pvc_volumes  # the same claim, the same volume
+    mover.run(move, "move-job")
+    assert stack.container("move-job").wait(timeout=300)["StatusCode"] == 0, stack.logs("move-job")[-3000:]
+    assert f"Moved the artifacts volume to s3://{BUCKET}/{PREFIX}: 4 files copied" in stack.logs("move-job")
+    keys = bucket_keys(s3_deployed)
+    for run_id in runs:
+        assert any(k.startswith(f"{PREFIX}/{experiment_id}/{run_id}/artifacts/") for k in keys), keys
+
+    # 3. the server on S3 serves the old runs' artifacts
+    mlflow.set_tracking_uri(s3_deployed["url"])
+    for run_id in runs:
+        for name, text in files.items():
+            path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(tmp_path / run_id))
+            assert Path(path).read_text() == text
+
+    # 4. a rerun (after a failure half way, say) copies only what is missing
+    mover.run(move, "move-job-again")
+    assert stack.container("move-job-again").wait(timeout=300)["StatusCode"] == 0, stack.logs("move-job-again")[-3000:]
+    assert "0 files copied (0 bytes), 4 already there." in stack.logs("move-job-again")
