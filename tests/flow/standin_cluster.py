@@ -245,6 +245,8 @@ class Cluster:
         cluster = self
 
         class Kube(KubeToDocker):
+            applies_fs_group = False  # not emulated here (see the module doc)
+
             def pvc_volume(self, claim):
                 path = cluster.bind_claim(snap, namespace, claim, node)[0]
                 return cluster.node_storage(node) + path[len(STORAGE_DIR):]

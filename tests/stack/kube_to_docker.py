@@ -12,9 +12,17 @@ kubelet would run them, through the runtime harness (tests/runtime/stack.py):
 - Service names whose selector matches the pod labels become network aliases; a NodePort
   Service's port is published on 127.0.0.1.
 
+- fsGroup, as the kubelet applies it to a volume that supports ownership management (a
+  `local` volume, as the issue reads k3s' local-path ones): the fsGroup is a supplementary
+  group of every container, and before the pod starts each claim it mounts is walked
+  (chgrp to fsGroup, files g+rw, directories g+rwx and setgid; g+r only for a read-only
+  mount), unless fsGroupChangePolicy is OnRootMismatch and the root already has the group,
+  those bits and setgid. This follows SetVolumeOwnership and requiresPermissionChange in
+  kubernetes/pkg/volume/volume_linux.go.
+
 Not emulated (noted in the tests): NetworkPolicy, probes as such (the tests wait on the same
-checks), resource limits, fsGroup (the PVC directories are made 0777 the way k3s'
-local-path provisioner creates them).
+checks), resource limits. A claim's directory starts 0777, the way k3s' local-path
+provisioner creates it.
 """
 
 import base64
@@ -23,6 +31,24 @@ import tempfile
 from pathlib import Path
 
 LOCAL_PATH_HELPER_IMAGE = "mlflow-k3s-test/postgres:15"
+
+# The kubelet's walk (volume_linux.go: rwMask 0660, roMask 0440, execMask 0110, setgid on
+# directories), skipped under OnRootMismatch when the root already fits
+# (requiresPermissionChange). $1 group, $2 policy, $3 "ro" or "rw".
+FS_GROUP_SCRIPT = r"""
+set -e
+group=$1 policy=$2 mode=$3
+want=660; [ "$mode" = ro ] && want=440
+if [ "$policy" = OnRootMismatch ] && [ "$(stat -c %g /pv)" = "$group" ]; then
+  perms=$(stat -c %a /pv)
+  # the root fits when it has setgid and every bit of want|0110
+  if [ $(( 0$perms & 02000 )) -ne 0 ] && [ $(( 0$perms & (0$want | 0110) )) -eq $(( 0$want | 0110 )) ]; then exit 0; fi
+fi
+find /pv -exec chgrp -h "$group" {} +
+if [ "$mode" = ro ]; then bits=g+r; else bits=g+rw; fi
+find /pv ! -type l ! -type d -exec chmod "$bits" {} +
+find /pv -type d -exec chmod "$bits",g+xs {} +
+"""
 
 
 def expand(value, env):
@@ -48,6 +74,9 @@ def pod_template(workload):
 
 
 class KubeToDocker:
+    # The flow's stand-in cluster turns this off (its node directories stay 0777).
+    applies_fs_group = True
+
     def __init__(self, stack, docs):
         self.stack = stack
         self.docs = docs
@@ -107,6 +136,8 @@ class KubeToDocker:
         template = pod_template(workload)
         pod = template["spec"]
         labels = template["metadata"].get("labels", {})
+        if self.applies_fs_group:
+            self.apply_fs_group(pod)
         for init in pod.get("initContainers", []):
             init_name = f"{name}-init-{init['name']}"
             if init_name in self.stack.containers:
@@ -119,6 +150,20 @@ class KubeToDocker:
         [c] = pod["containers"]
         return self.stack.start(name, aliases=self.aliases(labels) + list(extra_aliases),
                                 ports=self.node_ports(labels, c), **self.container_args(pod, c, name))
+
+    def apply_fs_group(self, pod):
+        sc = pod.get("securityContext", {})
+        if sc.get("fsGroup") is None:
+            return
+        mounts = [m for c in pod.get("initContainers", []) + pod["containers"] for m in c.get("volumeMounts", [])]
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        for claim, read_only in {volumes[m["name"]]["persistentVolumeClaim"]["claimName"]:
+                                 m.get("readOnly") or volumes[m["name"]]["persistentVolumeClaim"].get("readOnly")
+                                 for m in mounts if "persistentVolumeClaim" in volumes[m["name"]]}.items():
+            self.stack.client.containers.run(
+                LOCAL_PATH_HELPER_IMAGE, entrypoint=["sh", "-c", FS_GROUP_SCRIPT, "fsgroup", str(sc["fsGroup"]),
+                                                     sc.get("fsGroupChangePolicy", "Always"), "ro" if read_only else "rw"],
+                user="0", remove=True, volumes={self.pvc_volume(claim): {"bind": "/pv", "mode": "rw"}}, network_mode="none")
 
     def container_args(self, pod, c, name):
         env = self.env(c)
@@ -140,10 +185,12 @@ class KubeToDocker:
         for m in c.get("volumeMounts", []):
             v = volumes_by_name[m["name"]]
             if "persistentVolumeClaim" in v:
-                # the kubelet mounts read-only when the mount or the pod's claim volume says so
+                # the kubelet mounts read-only when the mount or the pod's claim volume says so, and
+                # never copies the image's files into a volume (Docker does, unless nocopy)
                 read_only = m.get("readOnly") or v["persistentVolumeClaim"].get("readOnly")
-                binds[self.pvc_volume(v["persistentVolumeClaim"]["claimName"])] = {
-                    "bind": m["mountPath"], "mode": "ro" if read_only else "rw"}
+                source = self.pvc_volume(v["persistentVolumeClaim"]["claimName"])
+                binds[source] = {"bind": m["mountPath"],
+                                 "mode": ("ro" if read_only else "rw") + ("" if source.startswith("/") else ",nocopy")}
             elif "emptyDir" in v:
                 tmpfs[m["mountPath"]] = "mode=1777"
             elif "secret" in v:
@@ -159,6 +206,8 @@ class KubeToDocker:
             else:
                 raise NotImplementedError(v)
         extra = {}
+        if self.applies_fs_group and pod_sc.get("fsGroup") is not None:
+            extra["group_add"] = [str(pod_sc["fsGroup"])]
         if sc.get("capabilities", {}).get("drop") == ["ALL"]:
             extra["cap_drop"] = ["ALL"]
         if sc.get("allowPrivilegeEscalation") is False:

@@ -426,3 +426,34 @@ def test_restore_of_a_dump_made_by_an_older_mlflow_is_migrated_and_served(deploy
     # the database was replaced, not merged: what the newer MLflow held before is gone
     assert client.get_experiment_by_name("made-by-mlflow-2") is not None
     assert not [e for e in client.search_experiments() if e.name.startswith("models-")]
+
+
+@pytest.mark.parametrize("policy", ["OnRootMismatch", None], ids=["on-root-mismatch", "unset"])
+def test_the_database_volume_is_walked_once_with_on_root_mismatch(deployed, policy):
+    """Issue 10, item 9, with the stand-in kubelet applying fsGroup (kube_to_docker.py):
+    unset, the policy is Always and every start walks the whole volume (a file of
+    PostgreSQL's own, 0600, turns g+rw); OnRootMismatch walks it once, when the volume is
+    new, and PostgreSQL's files stay as it made them. PostgreSQL starts again either way."""
+    db = copy.deepcopy(find(deployed["docs"], "Deployment", "postgres"))
+    sc = db["spec"]["template"]["spec"]["securityContext"]
+    assert sc["fsGroupChangePolicy"] == "OnRootMismatch"  # what the role renders
+    if policy is None:
+        del sc["fsGroupChangePolicy"]
+    probe = db["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"]
+    with Stack(f"mlflowk3s-fsg-{policy or 'unset'}".lower()) as stack:
+        kube = KubeToDocker(stack, deployed["docs"])
+
+        def on_volume(*argv):
+            return stack.client.containers.run(POSTGRES_STANDIN, entrypoint=list(argv), user="0", remove=True,
+                                               volumes={kube.pvc_volume("postgres-data"): {"bind": "/pv", "mode": "ro"}},
+                                               network_mode="none").decode().split()
+
+        kube.run(db, "db-first")
+        stack.wait_exec("db-first", probe, timeout=120)
+        stack.container("db-first").stop(timeout=30)
+        gid, mode = on_volume("stat", "-c", "%g %A", "/pv")
+        assert gid == str(sc["fsGroup"]) and mode[6] == "s", (gid, mode)  # walked when new: the group's, setgid
+        assert on_volume("stat", "-c", "%a", "/pv/pgdata/PG_VERSION") == ["600"]
+        kube.run(db, "db-again")
+        stack.wait_exec("db-again", probe, timeout=120)
+        assert on_volume("stat", "-c", "%a", "/pv/pgdata/PG_VERSION") == (["600"] if policy else ["660"])

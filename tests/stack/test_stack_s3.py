@@ -226,8 +226,8 @@ def test_a_lab_moved_from_its_volume_keeps_every_run_s_artifacts(s3_deployed, tm
     experiment_id = mlflow.create_experiment(f"before-move-{uuid.uuid4().hex[:8]}")
     files = {"model/weights.txt": "0.5 0.25\n" * 300, "notes.md": "made on the volume\n"}
     runs = []
-    for _ in range(2):
-        with mlflow.start_run(experiment_id=experiment_id) as run:
+    for number in range(2):
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"before-move-{number}") as run:
             for name, text in files.items():
                 (tmp_path / Path(name).name).write_text(text)
                 mlflow.log_artifact(str(tmp_path / Path(name).name), artifact_path=str(Path(name).parent) if "/" in name else None)

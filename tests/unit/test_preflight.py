@@ -164,7 +164,11 @@ def restore_results(tmp_path_factory):
         return [f.result() for f in futures]
 
 
-@pytest.mark.parametrize("index", range(len(RESTORE_CASES)), ids=["good", "unconfirmed", "tampered", "not-a-dump", "newer-mlflow", "s3-good", "s3-unconfirmed", "s3-to-volume", "s3-to-other-bucket", "volume-to-s3"])
+RESTORE_IDS = ["good", "unconfirmed", "tampered", "not-a-dump", "newer-mlflow",
+               "s3-good", "s3-unconfirmed", "s3-to-volume", "s3-to-other-bucket", "volume-to-s3"]
+
+
+@pytest.mark.parametrize("index", range(len(RESTORE_CASES)), ids=RESTORE_IDS)
 def test_restore_checks_the_backup_and_asks_for_confirmation_before_any_host(restore_results, index):
     proc, (unreachable, _failed) = restore_results[index]
     needle = RESTORE_CASES[index][2]
