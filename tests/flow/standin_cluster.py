@@ -20,6 +20,8 @@ One daemon on the controller that plays three parts of a k3s cluster:
 
 Not emulated: ReplicaSets and Pod objects, more than one replica, CronJob schedules,
 NetworkPolicy, resource limits, fsGroup (directories are 0777 as local-path makes them).
+Scheduling follows the nodeSelector and required node affinity (a pod no node fits stays
+Pending, as FailedScheduling), against the labels the kubelet gives its Node.
 
     standin_cluster.py start STATE_DIR --node NAME [--node NAME ...]
     standin_cluster.py stop STATE_DIR
@@ -53,6 +55,10 @@ def _h(obj):
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
 
+# uname -m -> kubernetes.io/arch (GOARCH), as the kubelet labels its Node.
+GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "s390x": "s390x"}
+
+
 class Cluster:
     def __init__(self, state_dir, nodes):
         import docker
@@ -71,6 +77,7 @@ class Cluster:
         self.Stack = Stack
         self.pods = {}        # (kind, ns, name) -> {"container", "hash", "uid", "node", "ready", ...}
         self.turns = {}
+        self.labels = {}      # node -> its Node labels
         self.stopping = threading.Event()
         self.log = open(os.path.join(state_dir, "cluster.log"), "a", buffering=1)
 
@@ -205,19 +212,47 @@ class Cluster:
                 self.event("volume-deleted", volume=pv["metadata"]["name"], claim=ref["name"], node=node)
 
     # -- the kubelet -------------------------------------------------------------------
+    def node_labels(self, node):
+        """The labels the kubelet gives its Node (well-known labels: hostname, os, arch as GOARCH)."""
+        if node not in self.labels:
+            machine = self.docker.containers.get(node).exec_run(["uname", "-m"]).output.decode().strip()
+            self.labels[node] = {"kubernetes.io/hostname": node, "kubernetes.io/os": "linux",
+                                 "kubernetes.io/arch": GOARCH.get(machine, machine)}
+        return self.labels[node]
+
+    def fits(self, node, pod):
+        """kube-scheduler's NodeAffinity filter (pkg/scheduler/framework/plugins/nodeaffinity): the
+        nodeSelector and one of the required terms (all of its expressions) must match the node."""
+        labels = self.node_labels(node)
+        if not pod["spec"].get("nodeSelector", {}).items() <= labels.items():
+            return False
+        required = pod["spec"].get("affinity", {}).get("nodeAffinity", {}).get(
+            "requiredDuringSchedulingIgnoredDuringExecution")
+        if required is None:
+            return True
+        ops = {"In": lambda v, vals: v in vals, "NotIn": lambda v, vals: v is not None and v not in vals,
+               "Exists": lambda v, _: v is not None, "DoesNotExist": lambda v, _: v is None}
+        return any(all(ops[e["operator"]](labels.get(e["key"]), e.get("values", [])) for e in term["matchExpressions"])
+                   for term in required["nodeSelectorTerms"])
+
     def schedule(self, snap, namespace, pod):
+        """A node for the pod, or None (Pending: FailedScheduling) when no node fits."""
+        fitting = [n for n in self.nodes if self.fits(n, pod)]
         claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"].get("volumes", [])
                   if "persistentVolumeClaim" in v]
         for claim in claims:
             volume = snap[("PersistentVolumeClaim", namespace, claim)].get("spec", {}).get("volumeName")
             if volume and ("PersistentVolume", None, volume) in snap:
-                return snap[("PersistentVolume", None, volume)]["metadata"]["annotations"]["standin/node"]
+                node = snap[("PersistentVolume", None, volume)]["metadata"]["annotations"]["standin/node"]
+                return node if node in fitting else None  # a volume node affinity conflict
+        if not fitting:
+            return None
         # Round robin, pods with volumes and pods without on separate turns: with two nodes the
         # database and MLflow land on different nodes, the migration Job away from the database.
         turn = "volumes" if claims else "plain"
         index = self.turns.get(turn, 0 if claims else 1)
         self.turns[turn] = index + 1
-        return self.nodes[index % len(self.nodes)]
+        return fitting[index % len(fitting)]
 
     def image_present(self, node, image):
         if not image.startswith("localhost/"):
@@ -235,6 +270,12 @@ class Cluster:
         base = {"hash": _h(template), "uid": workload["metadata"]["uid"], "node": node, "image": image,
                 "ready": False, "exited": None, "restarts": state.get("restarts", 0), "attempt": attempt,
                 "generation": workload["metadata"].get("generation", 1), "started": None, "reason": None}
+        if node is None:
+            if state.get("reason") != "Unschedulable":
+                self.event("pod-error", kind=kind, name=name, image=image, reason="Unschedulable",
+                           message="0/%d nodes are available: node(s) didn't match Pod's node affinity/selector" % len(self.nodes))
+            self.pods[(kind, namespace, name)] = dict(base, reason="Unschedulable", next_try=time.monotonic() + 3)
+            return
         if not self.image_present(node, image):
             if state.get("reason") != "ErrImagePull":
                 self.event("pod-error", kind=kind, name=name, node=node, image=image, reason="ErrImagePull")
@@ -350,7 +391,7 @@ class Cluster:
                 "observedGeneration": generation, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 0,
                 "availableReplicas": 0, "unavailableReplicas": 1}, status)
             return
-        if pod["reason"] == "ErrImagePull":
+        if pod["reason"] in ("ErrImagePull", "Unschedulable"):
             if time.monotonic() > pod["next_try"]:
                 self.start_pod(snap, kind, namespace, name, workload)
             return
@@ -383,7 +424,7 @@ class Cluster:
             self.start_pod(snap, kind, namespace, name, workload)
             self.set_status("batch/v1/jobs", namespace, name, {"active": 1, "startTime": _now()}, status)
             return
-        if pod["reason"] == "ErrImagePull":
+        if pod["reason"] in ("ErrImagePull", "Unschedulable"):
             if time.monotonic() > pod["next_try"]:
                 self.start_pod(snap, kind, namespace, name, workload, pod["attempt"])
             return

@@ -31,7 +31,7 @@ def _run(tmp_path, **extra):
                          "          ansible_python_interpreter: %s\n" % sys.executable)
     build_dir = tmp_path / "build"
     args = ["ansible-playbook", "-i", str(inventory), str(playbook),
-            "-e", "mlflow_image_build_host=localhost", "-e", "mlflow_image_pull_base=false",
+            "-e", "{\"mlflow_image_build_hosts\": [\"localhost\"]}", "-e", "mlflow_image_pull_base=false",
             "-e", "mlflow_image_build_dir=%s" % build_dir,
             "-e", "mlflow_image_name=localhost/mlflowimg-failures/mlflow",
             "-e", "mlflow_image_base=mlflow-k3s-test/python-base:bookworm"]

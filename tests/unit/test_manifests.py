@@ -43,6 +43,8 @@ VARIANTS = {
         "postgres_backup_schedule": "",
         "mlflow_server": "uvicorn",
         "mlflow_uvicorn_extra_opts": "--timeout-keep-alive 10",
+        # A mixed cluster: the mlflow_image role's fact.
+        "mlflow_image_architectures": ["amd64", "arm64"],
         "mlflow_workers": 2,
         "mlflow_replicas": 2,
         "mlflow_artifacts_access_mode": "ReadWriteMany",
@@ -179,7 +181,7 @@ def test_apply_order():
     assert pg == ["Namespace", "Secret", "PersistentVolumeClaim", "PersistentVolumeClaim", "Service",
                   "NetworkPolicy", "Deployment", "CronJob"]
     ml = [d["kind"] for d in render("defaults")["mlflow"]]
-    assert ml == ["Namespace", "Secret", "Secret", "Service", "NetworkPolicy", "PersistentVolumeClaim",
+    assert ml == ["Namespace", "Secret", "Secret", "Service", "Service", "NetworkPolicy", "PersistentVolumeClaim",
                   "Job", "Deployment", "CronJob"]
     ml_custom = [d["kind"] for d in render("custom")["mlflow"]]
     assert ml_custom[-2:] == ["Ingress", "CronJob"]
@@ -431,6 +433,21 @@ def test_basic_auth():
         assert config["mlflow"]["database_uri"] == backend
         assert config["mlflow"]["auth_cache_ttl_seconds"] == "30"
     assert "%25" in backend  # the custom password holds a "%"
+
+
+@pytest.mark.parametrize("variant, affinity", [("defaults", None), ("custom", ["amd64", "arm64"])])
+def test_every_pod_of_the_mlflow_image_stays_on_the_architectures_it_exists_for(variant, affinity):
+    workloads = [d for d in objects(variant) if d["kind"] in ("Deployment", "Job", "CronJob")]
+    mlflow_pods = [pod_spec(w) for w in workloads if container(w)["image"] == IMAGE_REF]
+    assert len(mlflow_pods) >= 2
+    for spec in mlflow_pods:
+        if affinity is None:
+            assert "affinity" not in spec
+        else:
+            terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            assert terms == [{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": affinity}]}]
+    # PostgreSQL's image is published for every architecture of the cluster (checked before anything changes).
+    assert all("affinity" not in pod_spec(w) for w in workloads if container(w)["image"] != IMAGE_REF)
 
 
 def test_the_login_turned_off_is_one_variable(tmp_path):

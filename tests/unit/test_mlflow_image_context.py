@@ -13,13 +13,14 @@ PLAY = """
 - hosts: localhost
   gather_facts: false
   vars:
-    mlflow_image_build_host: localhost
-    __mlflow_image_base_id: sha256:0123456789abcdef
+    mlflow_image_build_hosts: [localhost]
+    __mlflow_image_build_host: localhost
+    __mlflow_image_base_ids: {amd64: "sha256:0123456789abcdef"}
   tasks:
     - ansible.builtin.include_role:
         name: homelab.mlflow_k3s.mlflow_image
         tasks_from: "{{ item }}"
-      loop: [validate, context]
+      loop: [validate, context, context_write]
     - ansible.builtin.copy:
         dest: "{{ out }}"
         content: "{{ {'ref': mlflow_image_ref, 'containerd_ref': __mlflow_image_containerd_ref,
@@ -72,7 +73,9 @@ def test_same_inputs_same_tag(tmp_path, default):
     {"mlflow_image_flavor": "slim"},
     {"mlflow_image_uid": 20001},
     {"mlflow_image_db_driver": "psycopg2-binary==2.9.12"},
-    {"__mlflow_image_base_id": "sha256:fedcba9876543210"},
+    {"__mlflow_image_base_ids": {"amd64": "sha256:fedcba9876543210"}},
+    # A second architecture: every node's image changes tag with it (one tag for all).
+    {"__mlflow_image_base_ids": {"amd64": "sha256:0123456789abcdef", "arm64": "sha256:aaaa"}},
 ])
 def test_any_changed_input_gives_a_new_tag(tmp_path, default, change):
     changed = render(tmp_path, **change)["ref"]

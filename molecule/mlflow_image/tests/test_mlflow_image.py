@@ -101,3 +101,39 @@ def test_mlflow_server_help_runs(host):
 def test_no_tarball_left_on_the_node(host):
     leftovers = host.check_output("find /var/lib/homelab-mlflow-image -maxdepth 1 -name '*.tar*'")
     assert leftovers == ""
+
+
+def test_containerd_refuses_an_image_of_another_architecture(host):
+    """The role imports with --platform linux/<the node's arch>: real containerd then refuses an
+    image built for another architecture (here arm64 on these amd64 nodes) instead of storing
+    one whose every pod would die with `exec format error`."""
+    import io
+    import tarfile
+
+    import docker
+
+    client = docker.from_env()
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in (("Dockerfile", b"FROM scratch\nCOPY f /f\n"), ("f", b"arm64\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    ref = "localhost/mlflowimg-verify/foreign:%s" % uuid.uuid4().hex[:8]
+    image, _ = client.images.build(fileobj=io.BytesIO(context.getvalue()), custom_context=True,
+                                   tag=ref, platform="linux/arm64", rm=True)
+    try:
+        assert image.attrs["Architecture"] == "arm64"
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as tar:
+            data = b"".join(client.images.get(ref).save())
+            info = tarfile.TarInfo("foreign.tar")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        client.containers.get(host.backend.hostname).put_archive("/tmp", archive.getvalue())
+        result = host.run("k3s ctr -n k8s.io images import --platform linux/amd64 /tmp/foreign.tar")
+        assert result.rc != 0 and "filtered out" in result.stderr, (result.rc, result.stdout, result.stderr)
+        assert ref not in _images(host)
+    finally:
+        client.images.remove(ref, force=True)
+        host.run("rm -f /tmp/foreign.tar")
