@@ -57,6 +57,8 @@ RESOURCES = {
     "batch/v1/cronjobs": ("CronJob", True),
     "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True),
     "networking.k8s.io/v1/ingresses": ("Ingress", True),
+    # Served by every API server; the roles look for the Prometheus Operator's CRD.
+    "apiextensions.k8s.io/v1/customresourcedefinitions": ("CustomResourceDefinition", False),
 }
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 

@@ -98,7 +98,8 @@ EXPECTED = {
     ("PersistentVolumeClaim", NS, "postgres-backups"), ("Service", NS, "postgres"),
     ("NetworkPolicy", NS, "postgres"), ("Deployment", NS, "postgres"), ("CronJob", NS, "postgres-backup"),
     ("Secret", NS, "mlflow-db"), ("Secret", NS, "mlflow-server"), ("PersistentVolumeClaim", NS, "mlflow-artifacts"),
-    ("Service", NS, "mlflow"), ("NetworkPolicy", NS, "mlflow"), ("Deployment", NS, "mlflow"), ("CronJob", NS, "mlflow-gc"),
+    ("Service", NS, "mlflow"), ("Service", NS, "mlflow-metrics"), ("NetworkPolicy", NS, "mlflow"),
+    ("Deployment", NS, "mlflow"), ("CronJob", NS, "mlflow-gc"),
 }
 
 

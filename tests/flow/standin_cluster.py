@@ -55,6 +55,10 @@ def _h(obj):
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def _pv_path(pv):
+    return (pv["spec"].get("local") or pv["spec"]["hostPath"])["path"]
+
+
 # uname -m -> kubernetes.io/arch (GOARCH), as the kubelet labels its Node.
 GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "s390x": "s390x"}
 
@@ -163,7 +167,7 @@ class Cluster:
         volume = pvc.get("spec", {}).get("volumeName")
         if volume:
             pv = snap[("PersistentVolume", None, volume)]
-            return pv["spec"]["hostPath"]["path"], pv["metadata"]["annotations"]["standin/node"]
+            return _pv_path(pv), pv["metadata"]["annotations"]["standin/node"]
         volume = "pvc-" + pvc["metadata"]["uid"]
         path = "%s/%s_%s_%s" % (STORAGE_DIR, volume, namespace, claim)
         self.docker.containers.get(node).exec_run(["mkdir", "-m", "0777", "-p", path])
@@ -178,7 +182,9 @@ class Cluster:
                 "capacity": {"storage": pvc["spec"]["resources"]["requests"]["storage"]},
                 "claimRef": {"kind": "PersistentVolumeClaim", "namespace": namespace, "name": claim,
                              "uid": pvc["metadata"]["uid"]},
-                "hostPath": {"path": path, "type": "DirectoryOrCreate"},
+                # local-path's provisioner.go: the claim's volumeType annotation, hostPath by default
+                **({"local": {"path": path}} if (pvc["metadata"].get("annotations") or {}).get("volumeType") == "local"
+                   else {"hostPath": {"path": path, "type": "DirectoryOrCreate"}}),
                 "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
                     {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}},
                 "persistentVolumeReclaimPolicy": "Delete",
@@ -204,7 +210,7 @@ class Cluster:
             pvc = snap.get(("PersistentVolumeClaim", ref["namespace"], ref["name"]))
             if pvc is None or pvc["metadata"]["uid"] != ref["uid"]:
                 node = pv["metadata"]["annotations"]["standin/node"]
-                self.docker.containers.get(node).exec_run(["rm", "-rf", pv["spec"]["hostPath"]["path"]])
+                self.docker.containers.get(node).exec_run(["rm", "-rf", _pv_path(pv)])
 
                 def delete(name=pv["metadata"]["name"]):
                     self.api.objects["v1/persistentvolumes", None, name].delete()

@@ -67,19 +67,25 @@ class Stack:
     def start(self, name: str, image: str, env: dict | None = None, command: list | None = None,
               entrypoint: list | None = None, volumes: dict | None = None, user: str | None = None,
               aliases: list | None = None, ports: list | None = None, read_only: bool = False,
-              tmpfs: dict | None = None, **extra):
+              tmpfs: dict | None = None, beside: str | None = None, **extra):
         """Start a container. command = Kubernetes `args` (the image's CMD), entrypoint =
         Kubernetes `command`; volumes = {volume name or host path: {"bind": path, "mode": "rw"}};
-        ports = container ports published on 127.0.0.1 at free host ports."""
+        ports = container ports published on 127.0.0.1 at free host ports; beside = a started
+        container whose network namespace this one joins (a further container of its pod:
+        localhost is shared, no aliases or ports of its own)."""
         full = "%s-%s" % (self.prefix, name)
+        if beside is not None:
+            extra["network_mode"] = "container:" + self.containers[beside].id
+        else:
+            extra["ports"] = {"%d/tcp" % p: ("127.0.0.1", None) for p in (ports or [])}
         container = self.client.containers.create(
             image, name=full, command=command, entrypoint=entrypoint, environment=env or {},
             volumes=volumes or {}, user=user, read_only=read_only, tmpfs=tmpfs or {},
-            labels={LABEL: self.prefix}, detach=True,
-            ports={"%d/tcp" % p: ("127.0.0.1", None) for p in (ports or [])}, **extra)
-        # Attach to our network (with aliases) before starting; drop the default bridge.
-        self.client.networks.get("bridge").disconnect(container)
-        self.network.connect(container, aliases=[name] + list(aliases or []))
+            labels={LABEL: self.prefix}, detach=True, **extra)
+        if beside is None:
+            # Attach to our network (with aliases) before starting; drop the default bridge.
+            self.client.networks.get("bridge").disconnect(container)
+            self.network.connect(container, aliases=[name] + list(aliases or []))
         container.start()
         self.containers[name] = container
         return container

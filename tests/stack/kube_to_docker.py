@@ -6,7 +6,11 @@ kubelet would run them, through the runtime harness (tests/runtime/stack.py):
   (defined variables only, `$$` escapes); a `command` without `args` drops the image's CMD;
 - env with values expanded in order and `secretKeyRef` resolved from the rendered Secrets;
 - volumeMounts: a PersistentVolumeClaim becomes a named Docker volume (kept across
-  container restarts, like a PV), an emptyDir a tmpfs, a secret volume read-only files;
+  container restarts, like a PV), an emptyDir a tmpfs (a fresh named volume, 0777, when
+  several containers of the pod mount it: they share it), a secret volume read-only files;
+- further containers of a pod run beside the first in its network namespace (localhost is
+  shared, as in a pod); their ports are published with the first container's, the way the
+  tests reach a pod port that no NodePort exposes;
 - securityContext: runAsUser/runAsGroup, readOnlyRootFilesystem, capabilities drop,
   allowPrivilegeEscalation=false -> no-new-privileges;
 - Service names whose selector matches the pod labels become network aliases; a NodePort
@@ -81,6 +85,7 @@ class KubeToDocker:
         self.stack = stack
         self.docs = docs
         self.pvc_volumes = {}
+        self.shared = {}  # emptyDirs several containers of the pod being started mount
         self.secret_dir = Path(tempfile.mkdtemp(prefix="stack-secrets-"))
 
     def secret_value(self, name, key):
@@ -132,12 +137,17 @@ class KubeToDocker:
 
     def run(self, workload, name, extra_aliases=()):
         """The pod: its init containers one after the other, each to exit 0 (as the kubelet
-        runs them), then its one container."""
+        runs them), then its containers, the first one's handle returned."""
         template = pod_template(workload)
         pod = template["spec"]
         labels = template["metadata"].get("labels", {})
         if self.applies_fs_group:
             self.apply_fs_group(pod)
+        c, *beside = pod["containers"]
+        for other in beside:  # the previous pod's, whose volumes are about to go
+            if f"{name}-{other['name']}" in self.stack.containers:
+                self.stack.containers.pop(f"{name}-{other['name']}").remove(force=True)
+        self.shared = self.shared_empty_dirs(pod, name)
         for init in pod.get("initContainers", []):
             init_name = f"{name}-init-{init['name']}"
             if init_name in self.stack.containers:
@@ -147,9 +157,33 @@ class KubeToDocker:
             if code != 0:
                 raise RuntimeError(f"init container {init['name']} of {name} exited {code}:\n"
                                    + self.stack.logs(init_name)[-3000:])
-        [c] = pod["containers"]
-        return self.stack.start(name, aliases=self.aliases(labels) + list(extra_aliases),
-                                ports=self.node_ports(labels, c), **self.container_args(pod, c, name))
+        ports = self.node_ports(labels, c) + [p["containerPort"] for o in beside for p in o.get("ports", [])]
+        main = self.stack.start(name, aliases=self.aliases(labels) + list(extra_aliases),
+                                ports=ports, **self.container_args(pod, c, name))
+        for other in beside:
+            self.stack.start(f"{name}-{other['name']}", beside=name,
+                             **self.container_args(pod, other, f"{name}-{other['name']}"))
+        return main
+
+    def shared_empty_dirs(self, pod, name):
+        """{volume name: Docker volume} for the emptyDirs more than one container mounts."""
+        mounted_by = {}
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            for m in c.get("volumeMounts", []):
+                mounted_by.setdefault(m["name"], set()).add(c["name"])
+        shared = {}
+        for v in pod.get("volumes", []):
+            if "emptyDir" in v and len(mounted_by.get(v["name"], ())) > 1:
+                full = f"{self.stack.prefix}-{name}-{v['name']}"
+                try:  # a new pod gets a new, empty directory
+                    self.stack.client.volumes.get(full).remove(force=True)
+                except Exception:
+                    pass
+                shared[v["name"]] = self.stack.volume(f"{name}-{v['name']}")
+                self.stack.client.containers.run(
+                    LOCAL_PATH_HELPER_IMAGE, entrypoint=["chmod", "0777", "/pv"], user="0", remove=True,
+                    volumes={shared[v["name"]]: {"bind": "/pv", "mode": "rw"}}, network_mode="none")
+        return shared
 
     def apply_fs_group(self, pod):
         sc = pod.get("securityContext", {})
@@ -191,6 +225,8 @@ class KubeToDocker:
                 source = self.pvc_volume(v["persistentVolumeClaim"]["claimName"])
                 binds[source] = {"bind": m["mountPath"],
                                  "mode": ("ro" if read_only else "rw") + ("" if source.startswith("/") else ",nocopy")}
+            elif "emptyDir" in v and m["name"] in self.shared:
+                binds[self.shared[m["name"]]] = {"bind": m["mountPath"], "mode": ("ro" if m.get("readOnly") else "rw") + ",nocopy"}
             elif "emptyDir" in v:
                 tmpfs[m["mountPath"]] = "mode=1777"
             elif "secret" in v:

@@ -163,6 +163,56 @@ def test_tracking_artifacts_search_and_restarts(deployed, tmp_path, monkeypatch)
     deployed["experiment"] = name
 
 
+def scrape(url):
+    """{(metric name, frozenset of label pairs): value} of a Prometheus text exposition."""
+    samples = {}
+    for line in requests.get(url, timeout=10).text.splitlines():
+        m = re.fullmatch(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)', line)
+        if m:
+            labels = frozenset(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(2) or ""))
+            samples[(m.group(1), labels)] = float(m.group(3))
+    return samples
+
+
+def total(samples, name, **labels):
+    return sum(v for (n, ls), v in samples.items() if n == name and set(labels.items()) <= ls)
+
+
+def test_metrics_count_every_logged_call_by_endpoint_on_their_own_port(deployed):
+    """Issue 13: MLflow's exporter (--expose-prometheus) labelled by endpoint, served by the
+    sidecar on its own port without the login; the server's /metrics stays behind it."""
+    import mlflow
+
+    stack = deployed["stack"]
+    metrics = stack.url("mlflow-pod", 9464) + "/metrics"
+    stack.wait_http(metrics, name="mlflow-pod", timeout=60)
+    assert requests.get(deployed["url"] + "/metrics", timeout=10).status_code == 401
+    log_metric = {"url_rule": "/api/2.0/mlflow/runs/log-metric", "method": "POST", "status": "200"}
+    before = scrape(metrics)
+    mlflow.set_tracking_uri(deployed["url"])
+    mlflow.set_experiment("metrics-check")
+    with mlflow.start_run():
+        for step in range(5):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+    after = scrape(metrics)
+    assert total(after, "mlflow_http_request_duration_seconds_count", **log_metric) \
+        - total(before, "mlflow_http_request_duration_seconds_count", **log_metric) == 5
+    assert total(after, "mlflow_http_request_total", status="200") - total(before, "mlflow_http_request_total", status="200") >= 7
+    # the database, read by the sidecar at the scrape: the server's pools hold connections
+    assert total(after, "mlflow_k3s_db_up") == 1
+    assert total(after, "mlflow_k3s_db_connections") >= 1
+    deployment = find(deployed["docs"], "Deployment", "mlflow")
+    env = {e["name"]: e.get("value") for c in deployment["spec"]["template"]["spec"]["containers"] for e in c["env"]}
+    assert total(after, "mlflow_k3s_db_pool_budget") == int(env["MLFLOW_K3S_DB_POOL_BUDGET"]) > 0
+    assert total(after, "mlflow_k3s_db_max_connections") >= int(env["MLFLOW_K3S_DB_POOL_BUDGET"])
+    # every metric the dashboard queries is served here, or is the kubelet's volume stats
+    served = {name for name, _ in after}
+    dashboard = json.loads((ROOT / "dashboards" / "mlflow.json").read_text())
+    queried = {name for panel in dashboard["panels"] for t in panel["targets"]
+               for name in re.findall(r"\b(mlflow_[a-z0-9_]+|kubelet_[a-z0-9_]+)\b", t["expr"])}
+    assert queried - served == {"kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes"}, queried - served
+
+
 def test_host_header_allowed_list(deployed):
     api = deployed["url"] + "/api/2.0/mlflow/experiments/search?max_results=1"
     auth = deployed["auth"]

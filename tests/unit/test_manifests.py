@@ -450,6 +450,42 @@ def test_every_pod_of_the_mlflow_image_stays_on_the_architectures_it_exists_for(
     assert all("affinity" not in pod_spec(w) for w in workloads if container(w)["image"] != IMAGE_REF)
 
 
+def test_metrics_have_their_own_port_open_to_the_monitoring_namespaces_only(tmp_path):
+    docs = render("defaults")["mlflow"]
+    pod = pod_spec(find(docs, "Deployment", "mlflow"))
+    server, sidecar = pod["containers"]
+    assert server["args"][server["args"].index("--expose-prometheus") + 1] == "/var/lib/mlflow-metrics"
+    assert sidecar["command"][-2:] == ["-m", "mlflow_k3s_metrics"] and sidecar["image"] == server["image"]
+    assert sidecar["ports"] == [{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}]
+    shared = {m["name"]: m for m in sidecar["volumeMounts"]}["metrics"]
+    assert shared["readOnly"] and {"name": "metrics", "emptyDir": {}} in pod["volumes"]
+    service = find(docs, "Service", "mlflow-metrics")
+    assert service["spec"]["type"] == "ClusterIP" and service["metadata"]["annotations"]["prometheus.io/port"] == "9464"
+    rules = find(docs, "NetworkPolicy", "mlflow")["spec"]["ingress"]
+    assert rules[0] == {"ports": [{"protocol": "TCP", "port": 5000}]}  # the server's port: from anywhere
+    assert rules[1]["ports"] == [{"protocol": "TCP", "port": 9464}]
+    assert rules[1]["from"] == [{"namespaceSelector": {"matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}]}}]
+    assert not any(d["kind"] == "ServiceMonitor" for d in docs)
+    # With the Prometheus Operator's CRD in the cluster (found by tasks/service_monitor.yml).
+    out = tmp_path / "out"
+    proc = run_render({"mlflow_image_ref": IMAGE_REF, "_mlflow_service_monitor": True}, out)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    docs = load_dir(out / "mlflow")
+    monitor = find(docs, "ServiceMonitor", "mlflow")
+    service = find(docs, "Service", "mlflow-metrics")
+    assert "annotations" not in service["metadata"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == service["spec"]["ports"][0]["name"]
+    assert not monitor["spec"]["selector"]["matchLabels"].items() <= find(docs, "Service", "mlflow")["metadata"]["labels"].items()
+    # Off: no sidecar, no Service, no open port.
+    proc = run_render({"mlflow_image_ref": IMAGE_REF, "mlflow_metrics_enabled": False}, tmp_path / "off")
+    docs = load_dir(tmp_path / "off" / "mlflow")
+    assert len(pod_spec(find(docs, "Deployment", "mlflow"))["containers"]) == 1
+    assert [d["metadata"]["name"] for d in docs if d["kind"] == "Service"] == ["mlflow"]
+    assert len(find(docs, "NetworkPolicy", "mlflow")["spec"]["ingress"]) == 1
+
+
 def test_the_login_turned_off_is_one_variable(tmp_path):
     out = tmp_path / "out"
     proc = run_render({"mlflow_image_ref": IMAGE_REF, "mlflow_basic_auth_enabled": False}, out)
