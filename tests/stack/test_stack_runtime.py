@@ -206,7 +206,7 @@ def test_metrics_count_every_logged_call_by_endpoint_on_their_own_port(deployed)
     assert total(after, "mlflow_k3s_db_pool_budget") == int(env["MLFLOW_K3S_DB_POOL_BUDGET"]) > 0
     assert total(after, "mlflow_k3s_db_max_connections") >= int(env["MLFLOW_K3S_DB_POOL_BUDGET"])
     # every metric the dashboard queries is served here, or is the kubelet's volume stats
-    served = {name for name, _ in after}
+    served = {key[0] for key in after}
     dashboard = json.loads((ROOT / "dashboards" / "mlflow.json").read_text())
     queried = {name for panel in dashboard["panels"] for t in panel["targets"]
                for name in re.findall(r"\b(mlflow_[a-z0-9_]+|kubelet_[a-z0-9_]+)\b", t["expr"])}

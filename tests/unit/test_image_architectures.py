@@ -7,12 +7,11 @@ hosts are this machine (local connection): a one-line module stands in for `unam
 (the setup module's ansible_architecture), so each host reports the machine it is given.
 """
 import json
-import textwrap
 
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.homelab.mlflow_k3s.plugins.filter.image_builds import image_builds, kube_arch
-from manifests import ROOT, run_playbook
+from manifests import run_playbook
 
 MACHINES = {"srv": "x86_64", "pi1": "aarch64", "pi2": "aarch64", "pi3": "armv7l", "localhost": "x86_64"}
 NODES = ["srv", "pi1", "pi2", "pi3"]
@@ -106,6 +105,6 @@ def test_the_role_plans_two_architectures_and_keeps_mlflow_off_a_skipped_one(tmp
 
 
 def test_a_postgres_image_missing_an_architecture_is_named_before_anything_changes(tmp_path):
-    proc, _ = run_plan(tmp_path, postgres_image_architectures=["amd64", "arm64"])
+    proc = run_plan(tmp_path, postgres_image_architectures=["amd64", "arm64"])[0]
     assert proc.returncode != 0
     assert "not for arm on pi3: choose an image built for every architecture of the cluster" in proc.stdout, proc.stdout[-3000:]

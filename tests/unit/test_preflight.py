@@ -55,7 +55,8 @@ BAD = [
     ({"mlflow_image_extra_packages": ["boto3"]}, "mlflow_image_extra_packages must be pinned"),
     ({"mlflow_image_build_hosts": ["nohost"]}, "mlflow_image_build_hosts names hosts that are not in the inventory: nohost"),
     ({"mlflow_image_build_host": "localhost"}, "mlflow_image_build_host is not a variable of homelab.mlflow_k3s: did you mean mlflow_image_build_hosts?"),
-    ({"mlflow_image_skip_architectures": ["armhf"]}, "mlflow_image_skip_architectures must name architectures as Kubernetes does (amd64, arm64, arm, s390x), got armhf"),
+    ({"mlflow_image_skip_architectures": ["armhf"]},
+     "mlflow_image_skip_architectures must name architectures as Kubernetes does (amd64, arm64, arm, s390x), got armhf"),
     ({"mlflow_k3s_state_dir": "relative/state"}, "mlflow_k3s_state_dir must be an absolute path"),
 ]
 

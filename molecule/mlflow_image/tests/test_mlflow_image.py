@@ -120,8 +120,8 @@ def test_containerd_refuses_an_image_of_another_architecture(host):
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     ref = "localhost/mlflowimg-verify/foreign:%s" % uuid.uuid4().hex[:8]
-    image, _ = client.images.build(fileobj=io.BytesIO(context.getvalue()), custom_context=True,
-                                   tag=ref, platform="linux/arm64", rm=True)
+    image = client.images.build(fileobj=io.BytesIO(context.getvalue()), custom_context=True,
+                                tag=ref, platform="linux/arm64", rm=True)[0]
     try:
         assert image.attrs["Architecture"] == "arm64"
         archive = io.BytesIO()
