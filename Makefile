@@ -10,7 +10,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .collections/ansible_collections/homelab/mlflow_k3s
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 
-.PHONY: setup site test lint sanity syntax unit images molecule runtime api stack browser build clean
+.PHONY: setup site test lint sanity syntax unit images molecule runtime api stack browser build clean cross-arm64
 
 $(VENV)/.installed: requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,10 @@ api: setup
 
 stack: setup images browser .cache/moto-venv/.installed
 	pytest -q tests/stack
+
+# Optional, slow, not in `test`: one real arm64 build of the image under qemu, with its figures.
+cross-arm64: setup images
+	bash tests/images/cross_arm64.sh
 
 # Debian's Chromium for the UI check of the stack tests (Playwright drives it).
 browser:

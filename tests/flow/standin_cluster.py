@@ -308,6 +308,9 @@ class Cluster:
                 return [(p["containerPort"], node_ports.get(p.get("name"), node_ports.get(p["containerPort"])))
                         for p in container.get("ports", [])]
 
+            def pod_ports(self, containers):
+                return [(port, None) for port in super().pod_ports(containers)]
+
         cname = "%s-%s" % (name, attempt) if kind == "Job" else name
         self.remove_container(cname)
         container = Kube(self.stack, docs).run(workload, cname)
@@ -475,7 +478,10 @@ def _node_port_stack_class():
         any other container port at a free port (for the probes)."""
 
         def start(self, name, image, env=None, command=None, entrypoint=None, volumes=None, user=None,
-                  aliases=None, ports=None, read_only=False, tmpfs=None, **extra):
+                  aliases=None, ports=None, read_only=False, tmpfs=None, beside=None, **extra):
+            if beside is not None:  # a further container of a pod: no ports or network of its own
+                return super().start(name, image, env=env, command=command, entrypoint=entrypoint, volumes=volumes,
+                                     user=user, read_only=read_only, tmpfs=tmpfs, beside=beside, **extra)
             full = "%s-%s" % (self.prefix, name)
             container = self.client.containers.create(
                 image, name=full, command=command, entrypoint=entrypoint, environment=env or {},

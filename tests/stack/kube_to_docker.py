@@ -135,6 +135,10 @@ class KubeToDocker:
                     ports.append(named[target] if isinstance(target, str) else target)
         return ports
 
+    def pod_ports(self, containers):
+        """The further containers' ports, published with the first one's."""
+        return [p["containerPort"] for c in containers for p in c.get("ports", [])]
+
     def run(self, workload, name, extra_aliases=()):
         """The pod: its init containers one after the other, each to exit 0 (as the kubelet
         runs them), then its containers, the first one's handle returned."""
@@ -157,7 +161,7 @@ class KubeToDocker:
             if code != 0:
                 raise RuntimeError(f"init container {init['name']} of {name} exited {code}:\n"
                                    + self.stack.logs(init_name)[-3000:])
-        ports = self.node_ports(labels, c) + [p["containerPort"] for o in beside for p in o.get("ports", [])]
+        ports = self.node_ports(labels, c) + self.pod_ports(beside)
         main = self.stack.start(name, aliases=self.aliases(labels) + list(extra_aliases),
                                 ports=ports, **self.container_args(pod, c, name))
         for other in beside:

@@ -100,7 +100,8 @@ def test_dockerfile_runs_server_from_env_only(default):
 
 def test_every_package_is_pinned(default):
     requirements = default["context"]["requirements.txt"].split()
-    assert requirements[:4] == ["mlflow[auth]==3.17.2", "psycopg2-binary==2.9.13", "boto3==1.44.8", "dumb-init==1.2.5.post1"]
+    assert requirements[:5] == ["mlflow[auth]==3.17.2", "psycopg2-binary==2.9.13", "boto3==1.44.8",
+                                "prometheus-flask-exporter==0.23.2", "dumb-init==1.2.5.post1"]
     constraints = [line for line in default["context"]["constraints.txt"].splitlines() if not line.startswith("#")]
     assert len(constraints) > 50 and all("==" in pin for pin in constraints)
 
