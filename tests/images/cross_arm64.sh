@@ -26,11 +26,11 @@ bash "$here/build.sh"  # Docker, debootstrap, the x86_64 images (for containerd'
 t0=$(now)
 if ! grep -qs enabled /proc/sys/fs/binfmt_misc/qemu-aarch64; then
   [ -e /proc/sys/fs/binfmt_misc/register ] || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-  command -v update-binfmts >/dev/null 2>&1 && [ -x /usr/bin/qemu-aarch64-static ] || {
+  if ! command -v update-binfmts >/dev/null 2>&1 || [ ! -x /usr/bin/qemu-aarch64-static ]; then
     log "installing Debian's qemu-user-static and binfmt-support"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user-static binfmt-support >/dev/null
-  }
+  fi
   update-binfmts --enable qemu-aarch64 2>/dev/null || true
 fi
 grep -q '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-aarch64 \
@@ -75,8 +75,10 @@ cat > "$work/render.yml" <<'EOF'
   tasks:
     - ansible.builtin.include_role:
         name: homelab.mlflow_k3s.mlflow_image
-        tasks_from: "{{ item }}"
+        tasks_from: "{{ entry }}"
       loop: [validate, context, context_write]
+      loop_control:
+        loop_var: entry
     - ansible.builtin.copy:
         dest: "{{ out }}"
         content: "{{ __mlflow_image_context_dir }} {{ mlflow_image_ref }}\n"
@@ -99,7 +101,7 @@ arch="$(docker image inspect -f '{{.Architecture}}' "$ref")"
 [ "$arch" = arm64 ] || { log "the image is $arch, not arm64"; exit 1; }
 t0=$(now)
 docker run --rm --platform linux/arm64 --entrypoint /bin/sh "$ref" -c 'uname -m; mlflow server --help >/dev/null && echo mlflow-ok' > "$work/run"
-grep -qx aarch64 "$work/run" && grep -qx mlflow-ok "$work/run" || { cat "$work/run" >&2; exit 1; }
+if ! grep -qx aarch64 "$work/run" || ! grep -qx mlflow-ok "$work/run"; then cat "$work/run" >&2; exit 1; fi
 took[run]=$(( $(now) - t0 ))
 
 # Real containerd (Debian's, as in the Molecule hosts): the role's import argv per node.
