@@ -39,7 +39,8 @@ def run_render(extra_vars: dict, out, inventory=INVENTORY) -> subprocess.Complet
 
 
 def load_dir(path) -> list:
-    return [yaml.safe_load(p.read_text()) for p in sorted(Path(path).glob("*.yaml"))]
+    """The objects a role's `render` wrote, in apply order."""
+    return [d for p in sorted(Path(path).glob("*.yaml")) for d in yaml.safe_load_all(p.read_text()) if d]
 
 
 def render(out, extra_vars: dict) -> list:

@@ -19,5 +19,5 @@ def test_render_dir_relative_to_where_ansible_playbook_runs(tmp_path):
                  "mlflow_image_ref": "mlflow-k3s/mlflow:3.17.2-0123456789ab"}
     proc = run_playbook(ROOT / "playbooks" / "render.yml", INVENTORY, variables, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert list((tmp_path / "rendered" / "mlflow").glob("*-deployment-mlflow.yaml"))
+    assert list((tmp_path / "rendered" / "mlflow").glob("manifests.yaml"))
     assert not (ROOT / "playbooks" / "rendered").exists()
