@@ -3,10 +3,12 @@ or in-process against MLflow's SqlAlchemyStore (the ceiling, no HTTP at all).
 
 One iteration of one client: create a run, log_batch of BATCH metric points, SINGLE
 single log_metric calls, upload a small artifact, finish the run. Each client is a
-thread with its own HTTP connection (keep-alive), like a training script. A level runs
-for a bounded time and a bounded number of iterations, then stops by itself.
+thread (or, with --processes, a process: threads in one Python share its GIL) with its
+own HTTP connection (keep-alive), like a training script, logged in as the MLflow client
+is (MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD). A level runs for a bounded
+time and a bounded number of iterations, then stops by itself.
 
-    python bench/tracking_load.py --uri http://127.0.0.1:PORT --clients 1,4,16
+    python bench/tracking_load.py --uri http://127.0.0.1:PORT --clients 1,4,16 [--processes]
     python bench/tracking_load.py --store postgresql+psycopg2://... --clients 1,4,16
 
 Prints one JSON object per level (the driver, bench/throughput.py, tabulates them).
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -35,6 +38,8 @@ class HttpTracker:
 
         self.uri = uri.rstrip("/")
         self.session = requests.Session()
+        if os.environ.get("MLFLOW_TRACKING_USERNAME"):
+            self.session.auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"])
 
     def _post(self, path, body):
         response = self.session.post(self.uri + "/api/2.0/mlflow/" + path, json=body, timeout=60)
@@ -155,17 +160,34 @@ def _client_loop(make, experiment_id, deadline, max_iterations, out):
     out.append((lat, errors, iterations))
 
 
-def run_level(make, clients: int, seconds: float, max_iterations: int) -> dict:
+def _process_client(make, experiment_id, deadline, max_iterations, queue):
+    if StoreTracker._store is not None:  # the parent's pooled connections stay the parent's
+        StoreTracker._store.engine.dispose(close=False)
+    out: list = []
+    _client_loop(make, experiment_id, deadline, max_iterations, out)
+    queue.put(out[0])
+
+
+def run_level(make, clients: int, seconds: float, max_iterations: int, processes: bool = False) -> dict:
     experiment_id = make().experiment("bench-%s" % uuid.uuid4().hex[:8])
     results: list = []
     started = time.monotonic()
     deadline = started + seconds
-    threads = [threading.Thread(target=_client_loop, args=(make, experiment_id, deadline, max_iterations, results))
-               for _client in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if processes:
+        queue = multiprocessing.get_context("fork").Queue()
+        workers = [multiprocessing.get_context("fork").Process(
+            target=_process_client, args=(make, experiment_id, deadline, max_iterations, queue))
+            for _client in range(clients)]
+        for worker in workers:
+            worker.start()
+        results = [queue.get(timeout=seconds + 300) for _worker in workers]
+    else:
+        workers = [threading.Thread(target=_client_loop, args=(make, experiment_id, deadline, max_iterations, results))
+                   for _client in range(clients)]
+        for worker in workers:
+            worker.start()
+    for worker in workers:
+        worker.join()
     elapsed = time.monotonic() - started
     all_lat: dict[str, list] = {}
     for lat, _errors, _iterations in results:
@@ -208,6 +230,7 @@ def main():
     parser.add_argument("--clients", default="1,4,16")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--max-iterations", type=int, default=2000, help="per client and level")
+    parser.add_argument("--processes", action="store_true", help="a process per client instead of a thread")
     args = parser.parse_args()
     if args.uri:
         def make():
@@ -216,7 +239,8 @@ def main():
         def make():
             return StoreTracker(args.store)
     for clients in [int(c) for c in args.clients.split(",")]:
-        print(json.dumps(run_level(make, clients, args.seconds, args.max_iterations)), flush=True)
+        print(json.dumps(dict(run_level(make, clients, args.seconds, args.max_iterations, args.processes),
+                              processes=args.processes)), flush=True)
 
 
 if __name__ == "__main__":

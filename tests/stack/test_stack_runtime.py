@@ -22,8 +22,9 @@ import requests
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "runtime"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tests" / "runtime"), str(ROOT / "tests"), str(ROOT / "bench")]
 
+from endpoints import CHECKS, FASTAPI, check, served  # noqa: E402  (bench/endpoints.py)
 from images import build_mlflow_image  # noqa: E402  (the runtime harness of tests/runtime)
 from stack import Stack  # noqa: E402
 
@@ -90,6 +91,39 @@ def test_migration_created_the_schema(deployed):
     owner = stack.exec("db-pod", ["psql", "-U", "mlflow", "-d", "mlflow", "-tAc",
                                   "select pg_get_userbyid(datdba) from pg_database where datname='mlflow'"])
     assert owner.output.decode().strip() == "mlflow"
+
+
+def test_the_default_server_serves_every_endpoint_and_no_worker_shares_a_connection(deployed):
+    """Issue 14: the default server (mlflow_server: gunicorn-asgi) serves MLflow's FastAPI-only
+    routes (OTLP ingest, jobs, AI gateway, MCP registry, server info), which gunicorn's sync
+    workers answer with 404, as well as every Flask route; the workers fork from a master that
+    imported the app and opened a database connection, and under concurrent requests on every
+    worker none fails (a connection shared across the fork breaks the protocol)."""
+    url, auth = deployed["url"], deployed["auth"]
+    statuses = check(url, auth)
+    assert served(statuses) == [name for name, *_rest in CHECKS], statuses
+    assert FASTAPI <= set(served(statuses))
+    # the fast path leaves the login and the Host check to the Flask app: both still hold
+    assert requests.get(url + "/api/2.0/mlflow/experiments/search?max_results=1", timeout=10).status_code == 401
+    assert requests.get(url + "/api/2.0/mlflow/experiments/search?max_results=1", auth=auth, timeout=10,
+                        headers={"Host": "evil.example"}).status_code == 403
+    assert requests.post(url + "/v1/traces", data=b"", timeout=10,
+                         headers={"Content-Type": "application/x-protobuf"}).status_code == 401
+
+    def search(_):
+        with requests.Session() as session:
+            session.auth = auth
+            return [session.post(url + "/api/2.0/mlflow/runs/search", json={"experiment_ids": ["0"]},
+                                 timeout=30).status_code for _i in range(15)]
+
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        codes = [c for batch in pool.map(search, range(12)) for c in batch]
+    assert codes == [200] * len(codes), sorted(set(codes))
+    workers = deployed["stack"].exec("mlflow-pod", ["python", "-c", (
+        "import os; print(sum(1 for p in os.listdir('/proc') if p.isdigit()"
+        " and b'-m\\0gunicorn\\0' in open(f'/proc/{p}/cmdline', 'rb').read()))")])
+    assert int(workers.output.decode()) == 5, workers.output  # the master and 4 workers
 
 
 def test_anonymous_requests_are_refused_and_users_live_in_postgresql(deployed):
