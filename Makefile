@@ -9,8 +9,9 @@ export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 COLLECTION_LINK := .collections/ansible_collections/homelab/mlflow_k3s
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
+SCENARIOS := $(notdir $(wildcard molecule/*))
 
-.PHONY: setup site test lint sanity syntax unit images molecule runtime api stack browser build clean cross-arm64
+.PHONY: setup site test static lanes lane-flow lane-roles lane-python lint sanity syntax unit images molecule runtime api stack browser build clean cross-arm64
 
 $(VENV)/.installed: requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +39,29 @@ setup: $(VENV)/.installed $(COLLECTION_LINK)
 site: setup
 	ansible-playbook site.yml -i inventory
 
-test: lint syntax unit sanity build molecule runtime api stack
+# Every level. The quick static levels first, then three lanes side by side (-j3): most of a
+# lane's time is one ansible-playbook process or a wait, so two cores serve three. The output of
+# each lane is printed whole when it ends.
+test: static setup images browser .cache/checkov-venv/.installed .cache/moto-venv/.installed
+	$(MAKE) --no-print-directory -j3 --output-sync=target lanes
+	@echo "lanes: 3 passed, 0 failed"
+
+static: lint syntax sanity build
+
+lanes: lane-flow lane-roles lane-python
+
+# The whole journey on two nodes (the slowest scenario) in a lane of its own.
+lane-flow:
+	molecule test -s flow
+
+lane-roles:
+	for s in $(filter-out flow,$(SCENARIOS)); do molecule test -s "$$s"; done
+	$(MAKE) --no-print-directory runtime
+
+lane-python:
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory api
+	$(MAKE) --no-print-directory stack
 
 lint: setup
 	yamllint -s .
@@ -60,7 +83,7 @@ images:
 	tests/images/build.sh
 
 molecule: setup images .cache/moto-venv/.installed
-	for s in $$(ls molecule); do molecule test -s "$$s"; done
+	for s in $(SCENARIOS); do molecule test -s "$$s"; done
 
 runtime: setup images
 	pytest -q tests/runtime
