@@ -198,13 +198,14 @@ def table(results):
     for config, reps in results.items():
         for i, level in enumerate(reps[0]["levels"]):
             clients = level["clients"]
-            row = {k: median(reps, "levels", i, k) for k in ("requests_per_s", "p50_ms", "p95_ms",
-                                                            "log_metric_p50_ms", "errors")}
+            keys = ("requests_per_s", "p50_ms", "p95_ms", "log_metric_p50_ms", "errors")
+            row = {k: median(reps, "levels", i, k) for k in keys}
             levels.setdefault(clients, {})[config] = row
-            extra = ("%6d/%-2d %8.2f %8d" % (median([{"n": len(r["endpoints_served"])} for r in reps], "n"),
-                                              len(reps[0]["endpoint_statuses"]), median(reps, "time_to_healthy_s"),
-                                              median(reps, "idle_memory_mb"))
-                     if "endpoints_served" in reps[0] else "")
+            extra = ""
+            if "endpoints_served" in reps[0]:
+                served_count = statistics.median(len(r["endpoints_served"]) for r in reps)
+                extra = "%6d/%-2d %8.2f %8d" % (served_count, len(reps[0]["endpoint_statuses"]),
+                                                median(reps, "time_to_healthy_s"), median(reps, "idle_memory_mb"))
             rows.append("%-12s %7d %8.1f %8.2f %8.2f %9.2f %6d %s" % (
                 config, clients, row["requests_per_s"], row["p50_ms"], row["p95_ms"], row["log_metric_p50_ms"],
                 row["errors"], extra))

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -110,15 +111,14 @@ def test_the_default_server_serves_every_endpoint_and_no_worker_shares_a_connect
     assert requests.post(url + "/v1/traces", data=b"", timeout=10,
                          headers={"Content-Type": "application/x-protobuf"}).status_code == 401
 
-    def search(_):
+    def search():
         with requests.Session() as session:
             session.auth = auth
             return [session.post(url + "/api/2.0/mlflow/runs/search", json={"experiment_ids": ["0"]},
-                                 timeout=30).status_code for _i in range(15)]
+                                 timeout=30).status_code for _request in range(15)]
 
-    from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(max_workers=12) as pool:
-        codes = [c for batch in pool.map(search, range(12)) for c in batch]
+        codes = [c for future in [pool.submit(search) for _client in range(12)] for c in future.result()]
     assert codes == [200] * len(codes), sorted(set(codes))
     workers = deployed["stack"].exec("mlflow-pod", ["python", "-c", (
         "import os; print(sum(1 for p in os.listdir('/proc') if p.isdigit()"
