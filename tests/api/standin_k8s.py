@@ -36,6 +36,7 @@ import datetime
 import json
 import threading
 import time
+import urllib.request
 import uuid
 
 import aiohttp.web
@@ -422,6 +423,17 @@ class StandInCluster:
 
     def snapshot(self):
         return self.call(self.api.snapshot)
+
+    def requests(self, since=0, *actions):
+        """Requests from index `since` of the log with one of `actions` (not dry-run)."""
+        return [e for e in self.api.log[since:] if e["action"] in actions and not e["dry_run"]]
+
+    def merge_patch(self, path, patch):
+        """A change by hand (kubectl patch --type merge), through the API."""
+        request = urllib.request.Request(self.url + path, data=json.dumps(patch).encode(), method="PATCH",
+                                         headers={"Content-Type": "application/merge-patch+json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.load(response)
 
     def writes(self, since=0):
         """Requests from index `since` of the log that changed an object (not dry-run).

@@ -144,11 +144,18 @@ def test_deploy_order_content_wait_and_idempotence(cluster, runner):
     assert t_status[("Job", jobs[0][2])] < t_create[("Deployment", "mlflow")]
     assert t_status[("Deployment", "mlflow")] - t_create[("Deployment", "mlflow")] >= 0.5
 
-    # second run: nothing changes, nothing is written
+    # second run: nothing changes, and nothing is even sent: no no-op PATCH (issue 14, target 4)
     second = runner.run()
     assert second.returncode == 0, second.stdout[-3000:]
     assert second.changed == 0, second.stdout[-5000:]
-    assert cluster.writes(second.log_start) == []
+    assert cluster.requests(second.log_start, "create", "update", "delete") == []
+
+    # a change by hand to a field the role sets is put back; the rest is left alone
+    cluster.merge_patch("/apis/apps/v1/namespaces/mlflow/deployments/mlflow", {"spec": {"replicas": 3}})
+    third = runner.run()
+    assert third.returncode == 0, third.stdout[-3000:]
+    assert [(e["action"], e["kind"], e["name"]) for e in cluster.writes(third.log_start)] == [("update", "Deployment", "mlflow")]
+    assert cluster.snapshot()[("Deployment", NS, "mlflow")]["spec"]["replicas"] == 1
 
     # --check --diff on the converged cluster: no change, no failure, nothing written
     check = runner.run(check=True)
