@@ -16,12 +16,13 @@ description:
   - The order is kept and only neighbours are joined; objects that carry secrets (a
     Secret, or an entry marked C(secret)) are never in a batch with objects that do not,
     so hiding a batch from the log hides nothing else.
-  - Given the live objects, it leaves out each object that a rerun has nothing to do for:
-    live, applied last from this very definition (its last-applied annotation), every
-    field of the definition equal in the live object, not being deleted, and ready as
-    C(kubernetes.core.k8s) would wait for it (its own readiness checks). An object that
-    is gone is left out when its state is C(absent). Fields the API server adds (defaults,
-    status) do not count as a difference; a list the definition sets must match in length.
+  - Given the live objects, it leaves out each object that a rerun has nothing to do for,
+    that is one that is live, was applied last from this very definition (its last-applied
+    annotation), has every field of the definition equal, is not being deleted, and is
+    ready as C(kubernetes.core.k8s) would wait for it (its own readiness checks). An object
+    that is gone is left out when its state is C(absent). Fields the API server adds
+    (defaults, status) do not count as a difference; a list the definition sets must match
+    in length.
 positional: _input, default_wait_timeout, live
 options:
   _input:
