@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: live_objects
-author: homelab.mlflow_k3s contributors
+author: homelab.mlflow_k3s contributors (@homelab)
 version_added: "0.3.0"
 short_description: The live copy of each of a list of Kubernetes objects, in one lookup
 description:

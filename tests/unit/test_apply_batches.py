@@ -118,8 +118,8 @@ def test_a_wait_condition_must_hold_and_an_absent_object_must_be_gone():
     running = applied(job, status={"active": 1})
     assert apply_batches([(entry, job)], 300, [complete]) == []
     assert labels(apply_batches([(entry, job)], 300, [running])) == ["Job/migrate"]
-    gone = ({"template": "ing", "state": "absent"}, {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                                                      "metadata": {"name": "mlflow", "namespace": "mlflow"}})
+    ingress = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "mlflow", "namespace": "mlflow"}}
+    gone = ({"template": "ing", "state": "absent"}, ingress)
     assert apply_batches([gone], 300, [None]) == []
     assert labels(apply_batches([gone], 300, [{"kind": "Ingress", "metadata": {"name": "mlflow"}}])) == ["Ingress/mlflow"]
 
