@@ -24,7 +24,8 @@ TASK_TIME = re.compile(r"^(.*?) -+ (\d+\.\d+)s$")
 
 def molecule(*args, profile=False):
     env = dict(os.environ, PATH=os.path.join(ROOT, ".venv", "bin") + os.pathsep + os.environ.get("PATH", ""),
-               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1")
+               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1",
+               COLUMNS="250")  # `molecule list` cuts instance names to the terminal's width
     if profile:
         env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
         env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "8"
