@@ -45,7 +45,7 @@ options:
 EXAMPLES = r"""
 batches: "{{ manifests | zip(definitions) | homelab.mlflow_k3s.apply_batches(300) }}"
 # a rerun: only what differs from the live objects, or is not ready yet
-batches: "{{ manifests | zip(definitions) | homelab.mlflow_k3s.apply_batches(300, live_objects) }}"
+rerun_batches: "{{ manifests | zip(definitions) | homelab.mlflow_k3s.apply_batches(300, live_objects) }}"
 """
 
 RETURN = r"""
