@@ -11,7 +11,7 @@ COLLECTION_LINK := .collections/ansible_collections/homelab/mlflow_k3s
 PLAYBOOKS := site.yml $(wildcard playbooks/*.yml)
 SCENARIOS := $(notdir $(wildcard molecule/*))
 
-.PHONY: setup site test static lanes lane-flow lane-roles lane-python lint sanity syntax unit images molecule runtime api stack browser build clean cross-arm64
+.PHONY: setup site test levels static flow scenarios lint sanity syntax unit images molecule runtime api stack browser build clean cross-arm64
 
 $(VENV)/.installed: requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,29 +39,25 @@ setup: $(VENV)/.installed $(COLLECTION_LINK)
 site: setup
 	ansible-playbook site.yml -i inventory
 
-# Every level. The quick static levels first, then three lanes side by side (-j3): most of a
-# lane's time is one ansible-playbook process or a wait, so two cores serve three. The output of
-# each lane is printed whole when it ends.
-test: static setup images browser .cache/checkov-venv/.installed .cache/moto-venv/.installed
-	$(MAKE) --no-print-directory -j3 --output-sync=target lanes
-	@echo "lanes: 3 passed, 0 failed"
+# Every level, three jobs at a time (-j3), the longest (the flow scenario) first once the test
+# images are there: most of a job's time is one ansible-playbook process or a wait, so two
+# cores serve three, and the static checks and the unit tests run while the images are built.
+# The output of each job is printed whole when it ends.
+test: setup
+	$(MAKE) --no-print-directory -j3 --output-sync=target levels
+	@echo "make test: every level passed"
+
+levels: flow scenarios api unit runtime stack lint sanity syntax build
 
 static: lint syntax sanity build
 
-lanes: lane-flow lane-roles lane-python
-
-# The whole journey on two nodes (the slowest scenario) in a lane of its own.
-lane-flow:
+# The whole journey on two nodes: the slowest job.
+flow: setup images .cache/moto-venv/.installed
 	molecule test -s flow
 
-lane-roles:
+# The other scenarios, one after the other.
+scenarios: setup images .cache/moto-venv/.installed
 	for s in $(filter-out flow,$(SCENARIOS)); do molecule test -s "$$s"; done
-	$(MAKE) --no-print-directory runtime
-
-lane-python:
-	$(MAKE) --no-print-directory unit
-	$(MAKE) --no-print-directory api
-	$(MAKE) --no-print-directory stack
 
 lint: setup
 	yamllint -s .
@@ -82,8 +78,7 @@ build: setup
 images:
 	tests/images/build.sh
 
-molecule: setup images .cache/moto-venv/.installed
-	for s in $(SCENARIOS); do molecule test -s "$$s"; done
+molecule: flow scenarios
 
 runtime: setup images
 	pytest -q tests/runtime
