@@ -22,10 +22,14 @@ RECAP = re.compile(r"(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+
 TASK_TIME = re.compile(r"^(.*?) -+ (\d+\.\d+)s$")
 
 
+def tool_env(**extra):
+    """The environment of the project's ansible-playbook and molecule, without colours."""
+    return dict(os.environ, PATH=os.path.join(ROOT, ".venv", "bin") + os.pathsep + os.environ.get("PATH", ""),
+                ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1", **extra)
+
+
 def molecule(*args, profile=False):
-    env = dict(os.environ, PATH=os.path.join(ROOT, ".venv", "bin") + os.pathsep + os.environ.get("PATH", ""),
-               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), NO_COLOR="1", ANSIBLE_NOCOLOR="1",
-               COLUMNS="250")  # `molecule list` cuts instance names to the terminal's width
+    env = tool_env(COLUMNS="250")  # `molecule list` cuts instance names to the terminal's width
     if profile:
         env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
         env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "8"
@@ -47,18 +51,23 @@ def machine():
         platform.platform(), os.cpu_count(), cpu, mem, platform.python_version())
 
 
+def ensure_converged():
+    """Converges the flow scenario unless `molecule list` shows it created and converged."""
+    listing = molecule("list")[0]
+    if re.search(r"flow-mol-server.*\btrue\b.*\btrue\b", ANSI.sub("", listing.stdout)):
+        return
+    print("flow scenario not converged: molecule converge -s flow ...", flush=True)
+    proc, seconds = molecule("converge")
+    if proc.returncode != 0:
+        sys.exit(proc.stdout[-4000:] + proc.stderr[-2000:])
+    print("first converge (create, prepare, site.yml): %.0f s" % seconds)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
-    listing = molecule("list")[0]
-    converged = re.search(r"flow-mol-server.*\btrue\b.*\btrue\b", ANSI.sub("", listing.stdout))
-    if not converged:
-        print("flow scenario not converged: molecule converge -s flow ...", flush=True)
-        proc, seconds = molecule("converge")
-        if proc.returncode != 0:
-            sys.exit(proc.stdout[-4000:] + proc.stderr[-2000:])
-        print("first converge (create, prepare, site.yml): %.0f s" % seconds)
+    ensure_converged()
     print("machine: %s" % machine())
     for run in range(1, args.runs + 1):
         proc, seconds = molecule("converge", profile=True)

@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rerun import ANSI, ROOT, machine, molecule  # noqa: E402
+from rerun import ANSI, ROOT, ensure_converged, machine, tool_env  # noqa: E402
 
 # Alternated so that every upgrade changes the image (tags follow the build context).
 EXTRA_PACKAGES = [["tomli==2.2.1"], []]
@@ -76,9 +76,8 @@ def k3s_version(eph):
 
 
 def upgrade(eph, extra_packages):
-    env = dict(os.environ, MOLECULE_EPHEMERAL_DIRECTORY=eph, MOLECULE_FILE=os.path.join(eph, "molecule.yml"),
-               ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_PIPELINING="True", ANSIBLE_NOCOLOR="1",
-               PATH=os.path.join(ROOT, ".venv", "bin") + os.pathsep + os.environ.get("PATH", ""))
+    env = tool_env(MOLECULE_EPHEMERAL_DIRECTORY=eph, MOLECULE_FILE=os.path.join(eph, "molecule.yml"),
+                   ANSIBLE_PIPELINING="True")
     cmd = ["ansible-playbook", "-i", os.path.join(eph, "inventory"), os.path.join(ROOT, "playbooks", "upgrade.yml"),
            "-e", "upgrade_backup=false", "-e", "flow_k3s_version=%s" % k3s_version(eph),
            "-e", json.dumps({"mlflow_image_extra_packages": extra_packages})]
@@ -125,13 +124,7 @@ def main():
     parser.add_argument("--upgrades", type=int, default=2)
     parser.add_argument("--interval", type=float, default=0.05, help="seconds between two log_metric calls")
     args = parser.parse_args()
-    listing = molecule("list")[0]
-    if not re.search(r"flow-mol-server.*\btrue\b.*\btrue\b", ANSI.sub("", listing.stdout)):
-        print("flow scenario not converged: molecule converge -s flow ...", flush=True)
-        proc, seconds = molecule("converge")
-        if proc.returncode != 0:
-            sys.exit(proc.stdout[-4000:] + proc.stderr[-2000:])
-        print("first converge: %.0f s" % seconds)
+    ensure_converged()
     print("machine: %s" % machine())
     eph = ephemeral_directory()
     for n in range(args.upgrades):
