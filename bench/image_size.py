@@ -13,13 +13,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "runtime"))
-from images import build_mlflow_image  # noqa: E402
-
-NAIVE = """FROM {base}
-RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install mlflow=={version} psycopg2-binary
-ENV PATH=/opt/venv/bin:$PATH
-CMD ["mlflow", "server", "--host", "0.0.0.0"]
-"""
+from images import TEST_BASE, build_mlflow_image, naive_context  # noqa: E402
 
 
 def docker_build(context, tag):
@@ -31,29 +25,37 @@ def docker_build(context, tag):
     return seconds, size
 
 
+def remove_images(repository):
+    ids = subprocess.check_output(["docker", "images", "-q", repository], text=True).split()
+    if ids:
+        subprocess.run(["docker", "image", "rm", "-f", *sorted(set(ids))], check=True, capture_output=True)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--base", default="mlflow-k3s-test/python-base:bookworm")
+    parser.add_argument("--base", default=TEST_BASE)
     parser.add_argument("--version", default="3.17.2")
     args = parser.parse_args()
 
     results = {}
+    # The role writes its build context only when it builds: an image name of the bench's
+    # own, emptied first, makes it build (from Docker's cache) and leave the context.
+    name = "localhost/mlflowimg-bench/role"
+    remove_images(name)
     with tempfile.TemporaryDirectory(prefix="mlflowimg-bench-") as tmp:
         contexts = {}
         for flavor in ("full", "slim"):
-            settings = {"mlflow_image_base": args.base, "mlflow_image_mlflow_version": args.version}
+            settings = {"mlflow_image_base": args.base, "mlflow_image_mlflow_version": args.version,
+                        "mlflow_image_name": name}
             ref = build_mlflow_image(flavor, settings, build_dir=os.path.join(tmp, flavor))[0]
             contexts["role, " + flavor] = os.path.join(tmp, flavor, "context", ref.rsplit(":", 1)[1])
-        naive = os.path.join(tmp, "naive")
-        os.makedirs(naive)
-        with open(os.path.join(naive, "Dockerfile"), "w") as f:
-            f.write(NAIVE.format(base=args.base, version=args.version))
-        contexts["naive pip install"] = naive
+        contexts["naive pip install"] = naive_context(os.path.join(tmp, "naive"), args.version, args.base)
         for run in range(args.repeat):
             for label, context in contexts.items():
                 tag = "localhost/mlflowimg-bench/%s:run%d" % (label.replace(", ", "-").replace(" ", "-"), run)
                 results.setdefault(label, []).append(docker_build(context, tag))
+    remove_images(name)
 
     print("\nMLflow %s on %s, %d cold build(s) each (median):" % (args.version, args.base, args.repeat))
     print("%-20s %12s %14s" % ("image", "size (MB)", "build (s)"))

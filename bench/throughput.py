@@ -223,7 +223,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=12)
     parser.add_argument("--idle", type=float, default=10, help="seconds of idling before reading memory")
     parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--flavor", default="full")
+    parser.add_argument("--flavor", help="the image flavor (default: the role's)")
     args = parser.parse_args()
     image_ref, results = run(args)
     print("machine: %s, %d cores, Python %s; image %s" % (

@@ -1,6 +1,8 @@
-"""Builds the MLflow image through the role (tests/runtime/build_image.yml)."""
+"""Builds the MLflow image through the role (tests/runtime/build_image.yml), and the naive
+image it is measured against."""
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -10,10 +12,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def build_mlflow_image(flavor: str = "full", extra_vars: dict | None = None,
+def build_mlflow_image(flavor: str | None = None, extra_vars: dict | None = None,
                        build_dir: str | None = None) -> tuple[str, float]:
     """Returns (image reference, seconds). Reuses the image when its tag exists. The
-    rendered context stays in build_dir/context/<tag> when build_dir is given."""
+    rendered context stays in build_dir/context/<tag> when build_dir is given. No
+    flavor: the role's default."""
     env = dict(os.environ)
     env.setdefault("ANSIBLE_CONFIG", os.path.join(ROOT, "ansible.cfg"))
     bin_dir = os.path.dirname(sys.executable)
@@ -23,14 +26,42 @@ def build_mlflow_image(flavor: str = "full", extra_vars: dict | None = None,
         args = ["ansible-playbook", "-i", "localhost,", "-c", "local",
                 "-e", "ansible_python_interpreter=%s" % sys.executable,
                 os.path.join(ROOT, "tests/runtime/build_image.yml"),
-                "-e", "mlflow_image_ref_file=%s" % ref_file, "-e", "mlflow_image_flavor=%s" % flavor,
+                "-e", "mlflow_image_ref_file=%s" % ref_file,
                 "-e", "mlflow_image_build_dir=%s" % (build_dir or os.path.join(tmp, "build"))]
+        if flavor:
+            args += ["-e", "mlflow_image_flavor=%s" % flavor]
         for key, value in (extra_vars or {}).items():
             args += ["-e", "%s=%s" % (key, value)]
         started = time.monotonic()
         result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         elapsed = time.monotonic() - started
         if result.returncode != 0:
-            raise RuntimeError("building the %s image failed:\n%s\n%s" % (flavor, result.stdout[-6000:], result.stderr[-2000:]))
+            raise RuntimeError("building the %s image failed:\n%s\n%s" % (flavor or "default", result.stdout[-6000:], result.stderr[-2000:]))
         with open(ref_file) as f:
             return f.read().strip(), elapsed
+
+
+# What a user would build by hand: MLflow and the Postgres driver, nothing pinned.
+NAIVE_DOCKERFILE = """FROM {base}
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir mlflow=={version} psycopg2-binary
+ENV PATH=/opt/venv/bin:$PATH
+CMD ["mlflow", "server", "--host", "0.0.0.0"]
+"""
+TEST_BASE = "mlflow-k3s-test/python-base:bookworm"  # tests/runtime/build_image.yml's base
+
+
+def naive_context(directory: str, version: str = "3.17.2", base: str = TEST_BASE) -> str:
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "Dockerfile"), "w") as f:
+        f.write(NAIVE_DOCKERFILE.format(base=base, version=version))
+    return directory
+
+
+def build_naive_image(version: str = "3.17.2") -> str:
+    """The naive image on the test base, tagged by its Dockerfile (Docker's cache reuses it)."""
+    with tempfile.TemporaryDirectory(prefix="mlflowimg-naive-") as tmp:
+        context = naive_context(tmp, version)
+        with open(os.path.join(context, "Dockerfile"), "rb") as f:
+            tag = "localhost/mlflow-k3s-runtime/naive:%s-%s" % (version, hashlib.sha256(f.read()).hexdigest()[:12])
+        subprocess.run(["docker", "build", "-q", "-t", tag, context], check=True, capture_output=True)
+    return tag

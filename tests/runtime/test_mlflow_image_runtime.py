@@ -10,13 +10,17 @@ full,slim).
 """
 import importlib.util
 import os
+import sys
 import uuid
 
 import pytest
 import requests
 
-from images import ROOT, build_mlflow_image
+from images import ROOT, build_mlflow_image, build_naive_image
 from stack import Stack
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from endpoints import check, served  # noqa: E402  (bench/endpoints.py)
 
 PASSWORD = "p@ss:w/rd %?#[]' \"é€ü\\+"
 POSTGRES_IMAGE = "mlflow-k3s-test/postgres:15"
@@ -56,6 +60,40 @@ SERVERS = {
     # Gunicorn (DESIGN note 18) must be in the image: MLflow's own env var selects it.
     "gunicorn": {"MLFLOW_GUNICORN_OPTS": "--workers 1 --timeout 120"},
 }
+
+
+def _new_database(stack, label):
+    database = "mlflow_%s_%s" % (label, uuid.uuid4().hex[:6])
+    stack.exec("postgres", ["psql", "-U", "mlflow", "-d", "mlflowdb", "-c", "CREATE DATABASE %s" % database])
+    return _postgres_uri({"user": "mlflow", "password": PASSWORD, "host": "db", "database": database})
+
+
+def test_default_image_serves_what_the_naive_image_serves_at_half_its_size(postgres_stack):
+    """Issue 14: the role's default image serves every endpoint that the naive image
+    (`pip install mlflow psycopg2-binary` on the same base) serves, run the same way
+    (`mlflow server`, one worker, the same database and settings), and is at most half
+    its size."""
+    import docker
+
+    stack = postgres_stack
+    images = {"ours": build_mlflow_image()[0], "naive": build_naive_image()}
+    statuses, sizes = {}, {}
+    for label, image in images.items():
+        name = "parity-%s" % label
+        stack.start(name, image, ports=[5000], env={
+            "MLFLOW_BACKEND_STORE_URI": _new_database(stack, label),
+            "MLFLOW_WORKERS": "1",
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+            "MLFLOW_ARTIFACTS_DESTINATION": "/tmp/mlartifacts",
+        })
+        stack.wait_http(stack.url(name, 5000) + "/health", name=name, timeout=240)
+        statuses[label] = check(stack.url(name, 5000))
+        sizes[label] = docker.from_env().images.get(image).attrs["Size"]
+        stack.stop(name)
+    print("\nsizes (MB): %s; ours/naive %.2f" % ({k: round(v / 1e6) for k, v in sizes.items()}, sizes["ours"] / sizes["naive"]))
+    missing = set(served(statuses["naive"])) - set(served(statuses["ours"]))
+    assert not missing, statuses
+    assert sizes["ours"] <= 0.5 * sizes["naive"], sizes
 
 
 @pytest.mark.parametrize("server", sorted(SERVERS))

@@ -49,7 +49,7 @@ def render(out, image_ref, **extra):
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     subprocess.run(["bash", str(ROOT / "tests" / "images" / "build.sh")], check=True, capture_output=True)
-    image_ref, seconds = build_mlflow_image("full")
+    image_ref, seconds = build_mlflow_image()
     print(f"\nMLflow image {image_ref} ready in {seconds:.0f} s")
     docs = render(tmp_path_factory.mktemp("manifests"), image_ref)
     with Stack("mlflowk3s-l3b") as stack:

@@ -69,7 +69,7 @@ def moto_python():
 @pytest.fixture(scope="module")
 def s3_deployed(tmp_path_factory):
     subprocess.run(["bash", str(ROOT / "tests" / "images" / "build.sh")], check=True, capture_output=True)
-    image_ref, _seconds = build_mlflow_image("full")
+    image_ref, _seconds = build_mlflow_image()
     python, mounts = moto_python()
     with Stack("mlflowk3s-l3s3") as stack:
         stack.start("s3", "mlflow-k3s-test/python-base:bookworm", entrypoint=[python, "-m", "moto.server", "-H", "0.0.0.0", "-p", "5000"],

@@ -70,7 +70,7 @@ def test_same_inputs_same_tag(tmp_path, default):
     # An untested version builds only with pins given.
     {"mlflow_image_mlflow_version": "3.17.1", "mlflow_image_constraints": ["alembic==1.20.1"]},
     {"mlflow_image_extra_packages": ["boto3==1.40.0"]},
-    {"mlflow_image_flavor": "slim"},
+    {"mlflow_image_flavor": "full"},
     {"mlflow_image_uid": 20001},
     {"mlflow_image_db_driver": "psycopg2-binary==2.9.12"},
     {"__mlflow_image_base_ids": {"amd64": "sha256:fedcba9876543210"}},
@@ -106,8 +106,8 @@ def test_every_package_is_pinned(default):
     assert len(constraints) > 50 and all("==" in pin for pin in constraints)
 
 
-def test_slim_flavor_installs_the_pinned_list_without_the_heavy_packages(tmp_path):
-    slim = render(tmp_path, mlflow_image_flavor="slim")
+def test_default_slim_flavor_installs_the_pinned_list_without_the_heavy_packages(default):
+    slim = default
     assert "--no-deps" in slim["context"]["Dockerfile"]
     names = {pin.split("==")[0].split("[")[0].lower() for pin in slim["context"]["requirements.txt"].split()}
     # --no-deps ignores extras: the auth extra's packages must be pinned themselves.
