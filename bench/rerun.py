@@ -6,7 +6,8 @@ running the workloads as Docker containers). Prints figures, not pass/fail.
     python bench/rerun.py --runs 3     # several reruns, each timed
 
 Each rerun is `molecule converge -s flow` (= site.yml, verify.yml included) with the
-ansible.posix.profile_tasks callback; the slowest tasks are listed.
+ansible.posix.profile_tasks and profile_roles callbacks; the time by role and the slowest
+tasks are listed.
 """
 import argparse
 import os
@@ -31,7 +32,7 @@ def tool_env(**extra):
 def molecule(*args, profile=False):
     env = tool_env(COLUMNS="250")  # `molecule list` cuts instance names to the terminal's width
     if profile:
-        env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
+        env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks,ansible.posix.profile_roles"
         env["PROFILE_TASKS_TASK_OUTPUT_LIMIT"] = "8"
     started = time.monotonic()
     proc = subprocess.run(["molecule", *args, "-s", "flow"], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -80,9 +81,14 @@ def main():
         print("rerun %d of site.yml: %.1f s wall (molecule converge), changed=%d, ok=%d  %s" % (
             run, seconds, changed, tasks,
             "  ".join("%s ok=%d changed=%d" % (h, o, c) for h, (o, c) in sorted(recap.items()))))
-        slow = [m.groups() for m in (TASK_TIME.match(line.strip()) for line in out.splitlines()) if m]
-        for name, secs in sorted(slow, key=lambda x: -float(x[1]))[:8]:
-            print("    %6.1f s  %s" % (float(secs), name.strip()))
+        timed = [(name.strip(), float(secs)) for name, secs in
+                 (m.groups() for m in (TASK_TIME.match(line.strip()) for line in out.splitlines()) if m)]
+        # profile_roles prints one line per role (a name without spaces), profile_tasks per task.
+        roles = [(name, secs) for name, secs in timed if " " not in name and name != "total"]
+        by_role = sorted(roles, key=lambda x: -x[1])
+        print("    by role: " + ", ".join("%s %.1f s" % (name, secs) for name, secs in by_role))
+        for name, secs in sorted(set(timed) - set(roles), key=lambda x: -x[1])[:8]:
+            print("    %6.1f s  %s" % (secs, name))
 
 
 if __name__ == "__main__":
