@@ -41,9 +41,11 @@ def build_mlflow_image(flavor: str | None = None, extra_vars: dict | None = None
             return f.read().strip(), elapsed
 
 
-# What a user would build by hand: MLflow and the Postgres driver, nothing pinned.
+# What a user would build by hand: MLflow and the Postgres driver. Pinned to the versions
+# the role tested (its constraint list and driver), so the comparison stays the same run after run.
 NAIVE_DOCKERFILE = """FROM {base}
-RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir mlflow=={version} psycopg2-binary
+COPY constraints.txt /
+RUN python3 -m venv /opt/venv && /opt/venv/bin/pip install --no-cache-dir -c /constraints.txt mlflow=={version} psycopg2-binary
 ENV PATH=/opt/venv/bin:$PATH
 CMD ["mlflow", "server", "--host", "0.0.0.0"]
 """
@@ -51,17 +53,29 @@ TEST_BASE = "mlflow-k3s-test/python-base:bookworm"  # tests/runtime/build_image.
 
 
 def naive_context(directory: str, version: str = "3.17.2", base: str = TEST_BASE) -> str:
+    import yaml
+
+    role = os.path.join(ROOT, "roles", "mlflow_image")
+    with open(os.path.join(role, "vars", "main.yml")) as f:
+        pins = yaml.safe_load(f)["__mlflow_image_tested_constraints"][version]
+    with open(os.path.join(role, "defaults", "main.yml")) as f:
+        pins = pins + [yaml.safe_load(f)["mlflow_image_db_driver"]]
     os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "constraints.txt"), "w") as f:
+        f.write("\n".join(pins) + "\n")
     with open(os.path.join(directory, "Dockerfile"), "w") as f:
         f.write(NAIVE_DOCKERFILE.format(base=base, version=version))
     return directory
 
 
 def build_naive_image(version: str = "3.17.2") -> str:
-    """The naive image on the test base, tagged by its Dockerfile (Docker's cache reuses it)."""
+    """The naive image on the test base, tagged by its context (Docker's cache reuses it)."""
     with tempfile.TemporaryDirectory(prefix="mlflowimg-naive-") as tmp:
         context = naive_context(tmp, version)
-        with open(os.path.join(context, "Dockerfile"), "rb") as f:
-            tag = "localhost/mlflow-k3s-runtime/naive:%s-%s" % (version, hashlib.sha256(f.read()).hexdigest()[:12])
+        digest = hashlib.sha256()
+        for name in ("Dockerfile", "constraints.txt"):
+            with open(os.path.join(context, name), "rb") as f:
+                digest.update(f.read())
+        tag = "localhost/mlflow-k3s-runtime/naive:%s-%s" % (version, digest.hexdigest()[:12])
         subprocess.run(["docker", "build", "-q", "-t", tag, context], check=True, capture_output=True)
     return tag
