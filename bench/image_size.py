@@ -26,9 +26,11 @@ def docker_build(context, tag):
 
 
 def remove_images(repository):
-    ids = subprocess.check_output(["docker", "images", "-q", repository], text=True).split()
-    if ids:
-        subprocess.run(["docker", "image", "rm", "-f", *sorted(set(ids))], check=True, capture_output=True)
+    """Untags the repository's images (an image another name shares stays)."""
+    refs = subprocess.check_output(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", repository],
+                                   text=True).split()
+    if refs:
+        subprocess.run(["docker", "image", "rm", *refs], check=True, capture_output=True)
 
 
 def main():

@@ -63,9 +63,10 @@ SERVERS = {
 
 
 def _new_database(stack, label):
+    """(name, URI) of a new database for one server."""
     database = "mlflow_%s_%s" % (label, uuid.uuid4().hex[:6])
     stack.exec("postgres", ["psql", "-U", "mlflow", "-d", "mlflowdb", "-c", "CREATE DATABASE %s" % database])
-    return _postgres_uri({"user": "mlflow", "password": PASSWORD, "host": "db", "database": database})
+    return database, _postgres_uri({"user": "mlflow", "password": PASSWORD, "host": "db", "database": database})
 
 
 def test_default_image_serves_what_the_naive_image_serves_at_half_its_size(postgres_stack):
@@ -81,7 +82,7 @@ def test_default_image_serves_what_the_naive_image_serves_at_half_its_size(postg
     for label, image in images.items():
         name = "parity-%s" % label
         stack.start(name, image, ports=[5000], env={
-            "MLFLOW_BACKEND_STORE_URI": _new_database(stack, label),
+            "MLFLOW_BACKEND_STORE_URI": _new_database(stack, label)[1],
             "MLFLOW_WORKERS": "1",
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
             "MLFLOW_ARTIFACTS_DESTINATION": "/tmp/mlartifacts",
@@ -99,9 +100,7 @@ def test_default_image_serves_what_the_naive_image_serves_at_half_its_size(postg
 @pytest.mark.parametrize("server", sorted(SERVERS))
 def test_image_serves_from_env_only(image, postgres_stack, server):
     stack = postgres_stack
-    database = "mlflow_%s_%s" % (server, uuid.uuid4().hex[:6])
-    stack.exec("postgres", ["psql", "-U", "mlflow", "-d", "mlflowdb", "-c", "CREATE DATABASE %s" % database])
-    uri = _postgres_uri({"user": "mlflow", "password": PASSWORD, "host": "db", "database": database})
+    database, uri = _new_database(stack, server)
     assert PASSWORD not in uri
     name = "mlflow-%s-%s" % (server, image.rsplit("-", 1)[-1])
     stack.start(name, image, ports=[5000], env=dict(SERVERS[server], **{
