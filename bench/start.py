@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench")]
 
-from throughput import PORT, Stack, KubeToDocker, build_mlflow_image, find, healthy_after_start, render_servers  # noqa: E402,I100
+from throughput import (PORT, KubeToDocker, Stack, build_mlflow_image, find, healthy_after_start,  # noqa: E402
+                        remove_pod, render_servers)
 
 # (phase, the log line that ends it; the first such line, or the last for "last ...").
 MARKS = [("CLI imported MLflow", ""),  # the server's first log line
@@ -61,10 +62,8 @@ def main():
             name = "ours-%d" % rep
             kube.run(find(docs, "Deployment", "mlflow"), name)
             healthy = healthy_after_start(stack, name, stack.url(name, PORT))
-            runs.append(dict(timeline(stack, name), **{"healthy": healthy}))
-            for container in [c for c in stack.containers if c == name or c.startswith(name + "-")]:
-                stack.containers[container].remove(force=True)
-                del stack.containers[container]
+            runs.append(dict(timeline(stack, name), healthy=healthy))
+            remove_pod(stack, name)
     print("image %s, %d starts on a migrated database; seconds after the container's start (median):" % (
         image_ref, args.reps))
     previous = 0.0

@@ -106,10 +106,15 @@ def measure_server(stack, name, start, args, auth=None):
     result = {"time_to_healthy_s": round(healthy, 2), "idle_memory_mb": idle_mb, "processes": idle_processes,
               "endpoints_served": served(statuses), "endpoint_statuses": statuses,
               "levels": load(args, auth, "--uri", url)}
+    remove_pod(stack, name)
+    return result
+
+
+def remove_pod(stack, name):
+    """Removes a workload's containers (kube.run names its further containers name-...)."""
     for container in [c for c in stack.containers if c == name or c.startswith(name + "-")]:
         stack.containers[container].remove(force=True)
         del stack.containers[container]
-    return result
 
 
 def createdb(stack, name):
